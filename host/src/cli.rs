@@ -1,0 +1,120 @@
+//! The `verdict` command line. Thin glue over the library: parse, call, print,
+//! map the outcome to an exit code.
+//!
+//! - [`build`]: `verdict policy build` (guest toolchain detection, componentize)
+//! - [`fixtures`]: `verdict policy test` (fixture runner over the real sandbox)
+//! - [`scaffold`]: `verdict policy new`
+
+pub mod build;
+pub mod fixtures;
+pub mod scaffold;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::engine::Engine;
+
+#[derive(Debug, Parser)]
+#[command(name = "verdict", version, about = "Deployment policy engine: promote, hold, rollback or freeze")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write, build and test policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Create a new policy crate from a template.
+    New {
+        /// Directory to create; its last component is the policy name.
+        dir: PathBuf,
+        /// Path to the `verdict-sdk` crate (default: found from the current directory upwards).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a policy crate into a WebAssembly component; prints its path last.
+    Build {
+        crate_dir: PathBuf,
+        /// Where to write the component.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Run a directory of JSON fixtures through a component in the real sandbox.
+    Test {
+        component: PathBuf,
+        fixtures: PathBuf,
+    },
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Policy(cmd) => policy(cmd),
+    }
+}
+
+fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PolicyCommand::New { dir, sdk } => {
+            let created = scaffold::new_policy(&dir, sdk.as_deref())?;
+            for f in &created.files {
+                println!("created {}", f.display());
+            }
+            println!(
+                "next: verdict policy build {0} && verdict policy test <component> {0}/fixtures",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Build { crate_dir, out } => {
+            let path = build::build(&crate_dir, out.as_deref())?;
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Test {
+            component,
+            fixtures: dir,
+        } => {
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read `{}`", component.display()))?;
+            let engine = Engine::new(None)?;
+            let name = component.display().to_string();
+            let policy = Arc::new(engine.compile(&name, &bytes)?);
+            let summary = fixtures::run_dir(&engine, policy, &dir)?;
+            for run in &summary.runs {
+                let file = run.file.file_name().unwrap_or_default().to_string_lossy();
+                match &run.failure {
+                    None => println!("ok    {file}"),
+                    Some(why) => println!("FAIL  {file}: {why}"),
+                }
+            }
+            println!("{} passed, {} failed", summary.passed(), summary.failed());
+            Ok(if summary.failed() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! Domain types: what the API accepts, what the engine decides and what the
+//! store keeps. These (not the WIT-generated types) are serialized everywhere;
+//! the engine converts them at the sandbox boundary.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// What the deploy tool should do next with this rollout step.
+///
+/// INVARIANT: the declaration order is the severity order used to combine
+/// votes (freeze > rollback > hold > promote); `Ord` derives from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Promote,
+    Hold,
+    Rollback,
+    Freeze,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Promote => "promote",
+            Verdict::Hold => "hold",
+            Verdict::Rollback => "rollback",
+            Verdict::Freeze => "freeze",
+        }
+    }
+
+    /// The CI exit code for this verdict (`verdict decide`).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Promote => 0,
+            Verdict::Hold => 10,
+            Verdict::Rollback => 11,
+            Verdict::Freeze => 12,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "promote" => Ok(Verdict::Promote),
+            "hold" => Ok(Verdict::Hold),
+            "rollback" => Ok(Verdict::Rollback),
+            "freeze" => Ok(Verdict::Freeze),
+            other => Err(format!(
+                "unknown verdict `{other}`: expected promote, hold, rollback or freeze"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    pub service: String,
+    pub environment: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_percent: Option<f64>,
+}
+
+/// The change being rolled out. Every field is optional: a deploy tool that
+/// knows nothing about the change sends `{}` (or nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Change {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub files_changed: u32,
+    pub lines_added: u32,
+    pub lines_removed: u32,
+    pub paths: Vec<String>,
+    pub labels: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk: Option<String>,
+}
+
+/// Baseline (control) and canary (experiment) samples, or one value.
+///
+/// JSON has no NaN, so a missing sample is written `null`; it reaches the
+/// policy as NaN (policies decide how to treat it) and is stored as `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metric {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(default, deserialize_with = "nullable_samples")]
+    pub baseline: Vec<f64>,
+    #[serde(default, deserialize_with = "nullable_samples")]
+    pub canary: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+fn nullable_samples<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let raw: Vec<Option<f64>> = Vec::deserialize(d)?;
+    Ok(raw.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+/// The question a deploy tool asks: body of `POST /v1/decisions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub deployment: Deployment,
+    #[serde(default)]
+    pub change: Change,
+    #[serde(default)]
+    pub metrics: Vec<Metric>,
+    /// Decision time. Absent → the server's clock at arrival; it is then
+    /// filled in so the stored request replays at the same instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Timestamp>,
+    /// A repeated request with the same key returns the stored decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// One line of explanation: which policy said what, about which metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The policy (binding) that gave the reason; `None` for host reasons
+    /// such as a manual freeze or "no policy voted".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+}
+
+impl Reason {
+    pub fn host(message: impl Into<String>) -> Self {
+        Reason {
+            policy: None,
+            message: message.into(),
+            metric: None,
+            observed: None,
+            threshold: None,
+        }
+    }
+}
+
+/// Whether a binding's votes count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Runs and is recorded, never affects the verdict.
+    Shadow,
+}
+
+/// Per-evaluation sandbox limits. Every field has a default; a binding may
+/// override any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wasm fuel (roughly one unit per instruction).
+    pub fuel: u64,
+    /// Wall-clock deadline, enforced by epoch interruption.
+    pub timeout_ms: u64,
+    /// Linear memory the policy may grow to.
+    pub memory_bytes: u64,
+    /// Most reasons one evaluation may return.
+    pub max_reasons: u32,
+    /// Longest reason message (bytes).
+    pub max_reason_bytes: u32,
+}
+
+impl Limits {
+    /// Hard ceilings no binding may exceed: they size the instance pool.
+    pub const MAX_MEMORY_BYTES: u64 = 256 << 20;
+    pub const MAX_TIMEOUT_MS: u64 = 10_000;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 1_000_000_000,
+            timeout_ms: 200,
+            memory_bytes: 64 << 20,
+            max_reasons: 64,
+            max_reason_bytes: 4096,
+        }
+    }
+}
+
+/// Which kind of failure a policy evaluation ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    Fuel,
+    Deadline,
+    Memory,
+    Trap,
+    /// The policy returned `err(...)`.
+    Err,
+    /// Too many or too long reasons.
+    Output,
+    /// The component could not be instantiated.
+    Instantiate,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Fuel => "fuel",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Memory => "memory",
+            FailureKind::Trap => "trap",
+            FailureKind::Err => "err",
+            FailureKind::Output => "output",
+            FailureKind::Instantiate => "instantiate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// What one bound policy contributed to a decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyResult {
+    /// Binding name (a policy can be bound twice with different settings).
+    pub binding: String,
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub mode: Mode,
+    /// The vote that counts: the policy's own, or its binding's `on_error`
+    /// verdict when it failed. `None` when it abstained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Why the policy abstained, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abstained: Option<String>,
+    pub reasons: Vec<Reason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<PolicyFailure>,
+    pub duration_us: u64,
+    pub fuel_used: u64,
+    pub limits: Limits,
+    /// Lines the policy logged through the host's `log` import.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
+}
+
+/// An evaluated decision before the store gives it a place in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    pub policies: Vec<PolicyResult>,
+    /// The exact input, with `time` filled in.
+    pub request: DecisionRequest,
+    /// Manual freezes that applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freezes: Vec<String>,
+}
+
+/// A stored decision: an evaluation plus its place in the hash chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: String,
+    pub seq: u64,
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    pub policies: Vec<PolicyResult>,
+    pub request: DecisionRequest,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freezes: Vec<String>,
+    pub decided_at: Timestamp,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Which deployments a binding or freeze applies to; an absent field matches any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Selector {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+}
+
+impl Selector {
+    pub fn matches(&self, d: &Deployment) -> bool {
+        self.service.as_deref().is_none_or(|s| s == d.service)
+            && self.environment.as_deref().is_none_or(|e| e == d.environment)
+    }
+}
+
+/// The verdict a failing policy casts. Promote is deliberately absent: a
+/// broken policy must never wave a rollout through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    #[default]
+    Hold,
+    Rollback,
+    Freeze,
+}
+
+impl OnError {
+    pub fn verdict(self) -> Verdict {
+        match self {
+            OnError::Hold => Verdict::Hold,
+            OnError::Rollback => Verdict::Rollback,
+            OnError::Freeze => Verdict::Freeze,
+        }
+    }
+}
+
+/// One policy applied to a selector: body of `PUT /v1/bindings/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// `name` (follows re-uploads) or `name@sha256:<hex>` (pinned).
+    pub policy: String,
+    #[serde(default)]
+    pub selector: Selector,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub on_error: OnError,
+    #[serde(default = "empty_object")]
+    pub settings: serde_json::Value,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// An operator's freeze of a scope until a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Freeze {
+    pub id: String,
+    #[serde(default)]
+    pub selector: Selector,
+    pub reason: String,
+    pub until: Timestamp,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+impl Freeze {
+    pub fn applies(&self, d: &Deployment, at: Timestamp) -> bool {
+        at < self.until && self.selector.matches(d)
+    }
+}
+
+/// What `describe` told us about a stored policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub version: String,
+    pub summary: String,
+    pub metrics: Vec<String>,
+    pub default_settings: serde_json::Value,
+}
+
+/// A registered policy as the API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyMeta {
+    /// Registry name (the upload path), which bindings refer to.
+    pub name: String,
+    pub digest: String,
+    pub version: String,
+    pub size: u64,
+    pub info: PolicyInfo,
+    pub uploaded_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_order_is_severity() {
+        assert!(Verdict::Freeze > Verdict::Rollback);
+        assert!(Verdict::Rollback > Verdict::Hold);
+        assert!(Verdict::Hold > Verdict::Promote);
+    }
+
+    #[test]
+    fn null_samples_become_nan_and_serialize_back_to_null() {
+        let m: Metric =
+            serde_json::from_str(r#"{"name":"x","canary":[1.0,null],"baseline":[]}"#).unwrap();
+        assert!(m.canary[1].is_nan());
+        let back = serde_json::to_string(&m).unwrap();
+        assert!(back.contains("[1.0,null]"), "{back}");
+    }
+
+    #[test]
+    fn unknown_request_fields_are_rejected() {
+        let err = serde_json::from_str::<DecisionRequest>(
+            r#"{"deployment":{"service":"a","environment":"b"},"metrcis":[]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("metrcis"), "{err}");
+    }
+
+    #[test]
+    fn selector_absent_fields_match_anything() {
+        let d = Deployment {
+            service: "api".into(),
+            environment: "prod".into(),
+            ..Default::default()
+        };
+        assert!(Selector::default().matches(&d));
+        let only_staging = Selector {
+            environment: Some("staging".into()),
+            ..Default::default()
+        };
+        assert!(!only_staging.matches(&d));
+    }
+
+    #[test]
+    fn on_error_cannot_be_promote() {
+        let err = serde_json::from_str::<OnError>(r#""promote""#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+}

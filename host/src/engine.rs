@@ -1,0 +1,433 @@
+//! The decision engine: the registry of compiled policies, the active
+//! bindings and freezes, and the evaluation of one request against them.
+//!
+//! wasmtime stays inside this module (`engine/sandbox.rs`, `engine/wit.rs`).
+//! The active set is an immutable snapshot behind an `Arc`: a decision takes
+//! the current snapshot and keeps it for its whole evaluation, and changes
+//! (uploads, bindings, freezes) build a new snapshot and swap it in, so hot
+//! reload never blocks or tears a decision in flight.
+
+pub mod cache;
+pub mod combine;
+pub mod sandbox;
+mod wit;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use jiff::Timestamp;
+
+pub use cache::ArtifactCache;
+pub use sandbox::{digest_of, CompiledPolicy, Runtime, SandboxError};
+
+use crate::domain::{Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "invalid name `{0}`: use 1 to 64 characters from a-z, 0-9, `-`, `_` and `.`, \
+         starting with a letter or digit"
+    )]
+    InvalidName(String),
+    #[error("policy `{name}` rejected: {source}")]
+    Rejected {
+        name: String,
+        #[source]
+        source: SandboxError,
+    },
+    #[error("unknown policy `{0}`")]
+    UnknownPolicy(String),
+    #[error("unknown binding `{0}`")]
+    UnknownBinding(String),
+    #[error("unknown freeze `{0}`")]
+    UnknownFreeze(String),
+    #[error("policy `{name}` is used by binding(s) {bindings}: delete or re-point them first")]
+    PolicyInUse { name: String, bindings: String },
+    #[error("binding `{binding}`: settings rejected by policy `{policy}`: {message}")]
+    InvalidSettings {
+        binding: String,
+        policy: String,
+        message: String,
+    },
+    #[error("binding `{0}`: {1}")]
+    InvalidBinding(String, String),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+/// A binding with its policy resolved and settings serialized once.
+#[derive(Debug, Clone)]
+pub struct ActiveBinding {
+    pub name: String,
+    pub binding: Binding,
+    pub policy: Arc<CompiledPolicy>,
+    settings_json: String,
+}
+
+impl ActiveBinding {
+    /// A binding outside any active set (e.g. `verdict policy test`).
+    pub fn new(name: &str, binding: Binding, policy: Arc<CompiledPolicy>) -> ActiveBinding {
+        ActiveBinding {
+            name: name.to_string(),
+            settings_json: binding.settings.to_string(),
+            binding,
+            policy,
+        }
+    }
+}
+
+/// Everything a decision needs, frozen at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct ActiveSet {
+    /// Every loaded component by digest (current and pinned versions).
+    by_digest: HashMap<String, Arc<CompiledPolicy>>,
+    /// Registry name → metadata of its current version.
+    policies: BTreeMap<String, PolicyMeta>,
+    bindings: BTreeMap<String, ActiveBinding>,
+    freezes: BTreeMap<String, Freeze>,
+}
+
+impl ActiveSet {
+    pub fn policies(&self) -> impl Iterator<Item = &PolicyMeta> {
+        self.policies.values()
+    }
+
+    pub fn policy(&self, name: &str) -> Option<&PolicyMeta> {
+        self.policies.get(name)
+    }
+
+    pub fn bindings(&self) -> impl Iterator<Item = (&str, &Binding)> {
+        self.bindings.iter().map(|(n, b)| (n.as_str(), &b.binding))
+    }
+
+    pub fn freezes(&self) -> impl Iterator<Item = &Freeze> {
+        self.freezes.values()
+    }
+
+    pub fn compiled(&self, digest: &str) -> Option<&Arc<CompiledPolicy>> {
+        self.by_digest.get(digest)
+    }
+
+    /// Resolve `name` or `name@sha256:<hex>` to a loaded component.
+    pub fn resolve(&self, reference: &str) -> Result<Arc<CompiledPolicy>, EngineError> {
+        let unknown = || EngineError::UnknownPolicy(reference.to_string());
+        let digest = match reference.split_once('@') {
+            Some((name, digest)) => {
+                let c = self.by_digest.get(digest).ok_or_else(unknown)?;
+                // A pinned reference must name the policy it pins.
+                if !self.policies.contains_key(name) && c.info.name != name {
+                    return Err(unknown());
+                }
+                digest.to_string()
+            }
+            None => self.policies.get(reference).ok_or_else(unknown)?.digest.clone(),
+        };
+        self.by_digest.get(&digest).cloned().ok_or_else(unknown)
+    }
+}
+
+/// The engine: sandbox runtime plus the current active set.
+pub struct Engine {
+    runtime: Runtime,
+    cache: Option<ArtifactCache>,
+    active: RwLock<Arc<ActiveSet>>,
+    /// Serializes writers so two concurrent changes cannot lose one another;
+    /// readers never take it.
+    write: Mutex<()>,
+}
+
+/// Registry and binding names: also used in URLs and on-disk keys.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+impl Engine {
+    pub fn new(cache: Option<ArtifactCache>) -> Result<Engine, EngineError> {
+        Ok(Engine {
+            runtime: Runtime::new()?,
+            cache,
+            active: RwLock::new(Arc::new(ActiveSet::default())),
+            write: Mutex::new(()),
+        })
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The current active set; hold on to it for a consistent view.
+    pub fn snapshot(&self) -> Arc<ActiveSet> {
+        self.active.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update<R>(
+        &self,
+        change: impl FnOnce(&mut ActiveSet) -> Result<R, EngineError>,
+    ) -> Result<R, EngineError> {
+        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (*self.snapshot()).clone();
+        let out = change(&mut next)?;
+        *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(out)
+    }
+
+    /// Validate and compile a component without registering it.
+    pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<CompiledPolicy, EngineError> {
+        self.runtime
+            .load(bytes, self.cache.as_ref())
+            .map_err(|source| EngineError::Rejected {
+                name: name.to_string(),
+                source,
+            })
+    }
+
+    /// Register `bytes` as the current version of policy `name`. A component
+    /// that fails validation is rejected and the previous version stays.
+    pub fn add_policy(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        uploaded_at: Timestamp,
+    ) -> Result<PolicyMeta, EngineError> {
+        if !valid_name(name) {
+            return Err(EngineError::InvalidName(name.to_string()));
+        }
+        let compiled = Arc::new(self.compile(name, bytes)?);
+        let meta = PolicyMeta {
+            name: name.to_string(),
+            digest: compiled.digest.clone(),
+            version: compiled.info.version.clone(),
+            size: compiled.size,
+            info: compiled.info.clone(),
+            uploaded_at,
+        };
+        self.update(|set| {
+            set.by_digest.insert(compiled.digest.clone(), compiled.clone());
+            set.policies.insert(name.to_string(), meta.clone());
+            // Bindings that follow this name pick up the new version now.
+            for b in set.bindings.values_mut() {
+                if b.binding.policy == name {
+                    b.policy = compiled.clone();
+                }
+            }
+            Ok(meta.clone())
+        })
+    }
+
+    /// Load a component only by digest (a version a stored decision or a
+    /// pinned binding needs), without making it any name's current version.
+    pub fn add_version(&self, bytes: &[u8]) -> Result<Arc<CompiledPolicy>, EngineError> {
+        let compiled = Arc::new(self.compile("(stored version)", bytes)?);
+        self.update(|set| {
+            let entry = set
+                .by_digest
+                .entry(compiled.digest.clone())
+                .or_insert_with(|| compiled.clone());
+            Ok(entry.clone())
+        })
+    }
+
+    pub fn remove_policy(&self, name: &str) -> Result<PolicyMeta, EngineError> {
+        self.update(|set| {
+            let users: Vec<&str> = set
+                .bindings
+                .iter()
+                .filter(|(_, b)| {
+                    b.binding.policy == name || b.binding.policy.starts_with(&format!("{name}@"))
+                })
+                .map(|(n, _)| n.as_str())
+                .collect();
+            if !users.is_empty() {
+                return Err(EngineError::PolicyInUse {
+                    name: name.to_string(),
+                    bindings: users
+                        .iter()
+                        .map(|u| format!("`{u}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            set.policies
+                .remove(name)
+                .ok_or_else(|| EngineError::UnknownPolicy(name.to_string()))
+        })
+    }
+
+    /// Validate a binding (policy resolves, limits in range, settings accepted
+    /// by the policy's own `validate-settings`) and make it active.
+    pub fn put_binding(&self, name: &str, binding: Binding) -> Result<(), EngineError> {
+        if !valid_name(name) {
+            return Err(EngineError::InvalidName(name.to_string()));
+        }
+        let invalid = |msg: String| EngineError::InvalidBinding(name.to_string(), msg);
+        check_limits(&binding.limits).map_err(invalid)?;
+        if !binding.settings.is_object() {
+            return Err(invalid("`settings` must be a JSON object".into()));
+        }
+        let policy = self.snapshot().resolve(&binding.policy)?;
+        self.runtime
+            .validate_settings(&policy, &binding.settings.to_string(), &binding.limits)
+            .map_err(|message| EngineError::InvalidSettings {
+                binding: name.to_string(),
+                policy: binding.policy.clone(),
+                message,
+            })?;
+        self.update(|set| {
+            // Re-resolve under the writer lock: the policy may have changed
+            // since validation; if it vanished the binding is refused.
+            let policy = set.resolve(&binding.policy)?;
+            set.bindings
+                .insert(name.to_string(), ActiveBinding::new(name, binding, policy));
+            Ok(())
+        })
+    }
+
+    pub fn remove_binding(&self, name: &str) -> Result<Binding, EngineError> {
+        self.update(|set| {
+            set.bindings
+                .remove(name)
+                .map(|b| b.binding)
+                .ok_or_else(|| EngineError::UnknownBinding(name.to_string()))
+        })
+    }
+
+    pub fn put_freeze(&self, freeze: Freeze) -> Result<(), EngineError> {
+        self.update(|set| {
+            set.freezes.insert(freeze.id.clone(), freeze);
+            Ok(())
+        })
+    }
+
+    pub fn remove_freeze(&self, id: &str) -> Result<Freeze, EngineError> {
+        self.update(|set| {
+            set.freezes
+                .remove(id)
+                .ok_or_else(|| EngineError::UnknownFreeze(id.to_string()))
+        })
+    }
+
+    /// Decide `req` against the current active set. Blocking (runs Wasm):
+    /// call it from a blocking thread, never on the async reactor.
+    pub fn evaluate(&self, req: DecisionRequest, now: Timestamp) -> Evaluation {
+        let set = self.snapshot();
+        let bindings = Self::matching(&set, &req);
+        self.evaluate_with(&set, &bindings, req, now, true)
+    }
+
+    /// Evaluate `req` against the given bindings. `apply_freezes` is false for
+    /// replay, which answers "what would the policies say", not "may I deploy".
+    pub fn evaluate_with(
+        &self,
+        set: &ActiveSet,
+        bindings: &[&ActiveBinding],
+        mut req: DecisionRequest,
+        now: Timestamp,
+        apply_freezes: bool,
+    ) -> Evaluation {
+        let at = *req.time.get_or_insert(now);
+        // Manual freezes are operator actions in real time: the server's
+        // clock decides whether one is active, not the request's `time`.
+        let freezes: Vec<&Freeze> = if apply_freezes {
+            set.freezes
+                .values()
+                .filter(|f| f.applies(&req.deployment, now))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut input = wit::input(&req, at.as_millisecond(), String::new());
+        let policies: Vec<PolicyResult> = bindings
+            .iter()
+            .map(|b| {
+                input.settings.clone_from(&b.settings_json);
+                self.run_binding(b, &input)
+            })
+            .collect();
+        let (verdict, reasons) = combine::combine(&policies, &freezes);
+        Evaluation {
+            verdict,
+            reasons,
+            policies,
+            request: req,
+            freezes: freezes.iter().map(|f| f.id.clone()).collect(),
+        }
+    }
+
+    fn run_binding(&self, b: &ActiveBinding, input: &wit::t::Input) -> PolicyResult {
+        let run = self.runtime.evaluate(&b.policy, input, &b.binding.limits);
+        let mut result = PolicyResult {
+            binding: b.name.clone(),
+            name: b.policy.info.name.clone(),
+            version: b.policy.info.version.clone(),
+            digest: b.policy.digest.clone(),
+            mode: b.binding.mode,
+            verdict: None,
+            abstained: None,
+            reasons: Vec::new(),
+            error: None,
+            duration_us: run.duration.as_micros() as u64,
+            fuel_used: run.fuel_used,
+            limits: b.binding.limits,
+            log: run.log,
+        };
+        match run.result {
+            Ok(wit::t::Outcome::Vote(d)) => {
+                result.verdict = Some(wit::verdict(d.verdict));
+                result.reasons = d
+                    .reasons
+                    .into_iter()
+                    .map(|r| wit::reason(&b.name, r))
+                    .collect();
+            }
+            Ok(wit::t::Outcome::Abstain(why)) => result.abstained = Some(why),
+            Err(failure) => {
+                tracing::warn!(
+                    binding = %b.name,
+                    policy = %b.policy.info.name,
+                    digest = %b.policy.digest,
+                    kind = failure.kind.as_str(),
+                    "policy failed: {}",
+                    failure.message
+                );
+                result.verdict = Some(b.binding.on_error.verdict());
+                result.error = Some(failure);
+            }
+        }
+        result
+    }
+
+    /// Bindings of the current set that apply to `req`'s deployment.
+    pub fn matching<'a>(set: &'a ActiveSet, req: &DecisionRequest) -> Vec<&'a ActiveBinding> {
+        set.bindings
+            .values()
+            .filter(|b| b.binding.selector.matches(&req.deployment))
+            .collect()
+    }
+}
+
+fn check_limits(l: &Limits) -> Result<(), String> {
+    if l.fuel == 0 {
+        return Err("`limits.fuel` must be greater than 0".into());
+    }
+    if l.timeout_ms == 0 || l.timeout_ms > Limits::MAX_TIMEOUT_MS {
+        return Err(format!(
+            "`limits.timeout_ms` must be between 1 and {}",
+            Limits::MAX_TIMEOUT_MS
+        ));
+    }
+    if l.memory_bytes < 1 << 16 || l.memory_bytes > Limits::MAX_MEMORY_BYTES {
+        return Err(format!(
+            "`limits.memory_bytes` must be between 65536 and {}",
+            Limits::MAX_MEMORY_BYTES
+        ));
+    }
+    if l.max_reasons == 0 || l.max_reason_bytes == 0 {
+        return Err("`limits.max_reasons` and `limits.max_reason_bytes` must be positive".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! How the outcomes of many policies become one verdict (design.md §3):
+//! freeze > rollback > hold > promote; a failed policy votes its binding's
+//! `on_error`; shadow policies never count; abstentions are recorded but do
+//! not vote; promote needs at least one enforcing promote and nothing else;
+//! no vote at all is a hold, never a promote.
+
+use crate::domain::{Freeze, Mode, PolicyResult, Reason, Verdict};
+
+/// Combine the policies' results (and any manual freezes in scope).
+pub fn combine(results: &[PolicyResult], freezes: &[&Freeze]) -> (Verdict, Vec<Reason>) {
+    if !freezes.is_empty() {
+        let reasons = freezes
+            .iter()
+            .map(|f| {
+                Reason::host(format!(
+                    "manual freeze `{}` until {}: {}",
+                    f.id, f.until, f.reason
+                ))
+            })
+            .collect();
+        return (Verdict::Freeze, reasons);
+    }
+
+    let voting: Vec<(&PolicyResult, Verdict)> = results
+        .iter()
+        .filter(|r| r.mode == Mode::Enforce)
+        .filter_map(|r| r.verdict.map(|v| (r, v)))
+        .collect();
+
+    let Some(verdict) = voting.iter().map(|(_, v)| *v).max() else {
+        return (Verdict::Hold, vec![Reason::host(no_vote_reason(results))]);
+    };
+
+    let mut reasons = Vec::new();
+    for (r, _) in voting.iter().filter(|(_, v)| *v == verdict) {
+        if let Some(err) = &r.error {
+            reasons.push(Reason {
+                policy: Some(r.binding.clone()),
+                message: format!(
+                    "policy `{}` failed ({}): {}; its binding votes {verdict} on error",
+                    r.name,
+                    err.kind.as_str(),
+                    err.message
+                ),
+                metric: None,
+                observed: None,
+                threshold: None,
+            });
+        } else if r.reasons.is_empty() {
+            reasons.push(Reason {
+                policy: Some(r.binding.clone()),
+                message: format!("policy `{}` voted {verdict}", r.name),
+                metric: None,
+                observed: None,
+                threshold: None,
+            });
+        } else {
+            reasons.extend(r.reasons.iter().cloned());
+        }
+    }
+    (verdict, reasons)
+}
+
+fn no_vote_reason(results: &[PolicyResult]) -> String {
+    if results.is_empty() {
+        return "no policy is bound to this deployment, so nothing can vote to promote".into();
+    }
+    let shadow = results.iter().filter(|r| r.mode == Mode::Shadow).count();
+    let abstained = results
+        .iter()
+        .filter(|r| r.mode == Mode::Enforce && r.abstained.is_some())
+        .count();
+    format!(
+        "no enforcing policy voted ({abstained} abstained, {shadow} in shadow mode): \
+         the request carries none of their inputs"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{FailureKind, Limits, PolicyFailure, Selector};
+
+    fn result(name: &str, mode: Mode, verdict: Option<Verdict>) -> PolicyResult {
+        PolicyResult {
+            binding: name.into(),
+            name: name.into(),
+            version: "1".into(),
+            digest: "sha256:00".into(),
+            mode,
+            verdict,
+            abstained: if verdict.is_none() {
+                Some("no inputs".into())
+            } else {
+                None
+            },
+            reasons: verdict
+                .map(|v| vec![Reason::host(format!("{name} says {v}"))])
+                .unwrap_or_default(),
+            error: None,
+            duration_us: 1,
+            fuel_used: 1,
+            limits: Limits::default(),
+            log: vec![],
+        }
+    }
+
+    use Mode::{Enforce, Shadow};
+    use Verdict::*;
+
+    #[test]
+    fn most_severe_vote_wins() {
+        let rs = [
+            result("a", Enforce, Some(Promote)),
+            result("b", Enforce, Some(Rollback)),
+            result("c", Enforce, Some(Hold)),
+        ];
+        let (v, reasons) = combine(&rs, &[]);
+        assert_eq!(v, Rollback);
+        assert_eq!(reasons.len(), 1);
+        assert_eq!(reasons[0].message, "b says rollback");
+    }
+
+    #[test]
+    fn freeze_beats_rollback() {
+        let rs = [
+            result("a", Enforce, Some(Rollback)),
+            result("b", Enforce, Some(Freeze)),
+        ];
+        assert_eq!(combine(&rs, &[]).0, Freeze);
+    }
+
+    #[test]
+    fn promote_needs_all_enforcing_votes_promote() {
+        let rs = [
+            result("a", Enforce, Some(Promote)),
+            result("b", Enforce, Some(Promote)),
+        ];
+        let (v, reasons) = combine(&rs, &[]);
+        assert_eq!(v, Promote);
+        assert_eq!(reasons.len(), 2);
+    }
+
+    #[test]
+    fn shadow_votes_never_count() {
+        let rs = [
+            result("a", Enforce, Some(Promote)),
+            result("s", Shadow, Some(Rollback)),
+        ];
+        assert_eq!(combine(&rs, &[]).0, Promote);
+    }
+
+    #[test]
+    fn only_shadow_and_abstentions_hold() {
+        let rs = [
+            result("a", Enforce, None),
+            result("s", Shadow, Some(Promote)),
+        ];
+        let (v, reasons) = combine(&rs, &[]);
+        assert_eq!(v, Hold);
+        assert!(
+            reasons[0].message.contains("1 abstained, 1 in shadow mode"),
+            "{}",
+            reasons[0].message
+        );
+    }
+
+    #[test]
+    fn no_policy_bound_holds() {
+        let (v, reasons) = combine(&[], &[]);
+        assert_eq!(v, Hold);
+        assert!(reasons[0].message.contains("no policy is bound"));
+    }
+
+    #[test]
+    fn abstention_does_not_block_promote() {
+        let rs = [
+            result("a", Enforce, Some(Promote)),
+            result("b", Enforce, None),
+        ];
+        assert_eq!(combine(&rs, &[]).0, Promote);
+    }
+
+    #[test]
+    fn failed_policy_votes_on_error_and_says_why() {
+        let mut failed = result("bad", Enforce, Some(Rollback));
+        failed.reasons.clear();
+        failed.error = Some(PolicyFailure {
+            kind: FailureKind::Fuel,
+            message: "ran out of fuel after 10 units".into(),
+        });
+        let rs = [result("a", Enforce, Some(Promote)), failed];
+        let (v, reasons) = combine(&rs, &[]);
+        assert_eq!(v, Rollback);
+        assert_eq!(
+            reasons[0].message,
+            "policy `bad` failed (fuel): ran out of fuel after 10 units; its binding votes rollback on error"
+        );
+    }
+
+    #[test]
+    fn manual_freeze_overrides_everything() {
+        let f = crate::domain::Freeze {
+            id: "f1".into(),
+            selector: Selector::default(),
+            reason: "black friday".into(),
+            until: "2030-01-01T00:00:00Z".parse().unwrap(),
+            created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            created_by: None,
+        };
+        let rs = [result("a", Enforce, Some(Promote))];
+        let (v, reasons) = combine(&rs, &[&f]);
+        assert_eq!(v, Freeze);
+        assert!(reasons[0].message.contains("black friday"));
+        assert!(reasons[0].message.contains("`f1`"));
+    }
+}

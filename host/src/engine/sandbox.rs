@@ -1,0 +1,506 @@
+//! The sandbox: one wasmtime engine, policies compiled once, a fresh
+//! instance per evaluation with hard limits on fuel, wall-clock time, memory,
+//! tables and output size.
+//!
+//! Why a fresh instance every time: a policy instance that survived a
+//! decision could carry state into the next one and break replay. With the
+//! pooling allocator and an `InstancePre` a fresh instance costs a few µs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use super::cache::ArtifactCache;
+use super::wit::{self, t, Level, Policy, PolicyPre};
+use crate::domain::{FailureKind, Limits, PolicyFailure, PolicyInfo};
+
+/// How often the epoch advances: the granularity of wall-clock deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Instances that may be alive at once. Sizes the pooling allocator; the
+/// [`Slots`] semaphore makes callers wait instead of failing when it is full.
+const POOL_SLOTS: u32 = 64;
+
+/// Log lines and bytes kept per evaluation; the rest are counted and dropped
+/// so a chatty policy cannot bloat the decision record.
+const MAX_LOG_LINES: usize = 32;
+const MAX_LOG_BYTES: usize = 8 * 1024;
+
+/// Table elements a policy may grow to (Rust guests need a few hundred).
+const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("not a WebAssembly component: {0}")]
+    NotComponent(String),
+    #[error("component failed to compile: {0}")]
+    Compile(String),
+    #[error("component does not implement the `verdict:policy` world: {0}")]
+    World(String),
+    #[error("`describe` failed: {0}")]
+    Describe(String),
+    #[error("engine set-up failed: {0}")]
+    Setup(String),
+}
+
+/// Per-store host state: the limiter and the policy's log.
+pub struct HostState {
+    limiter: Limiter,
+    log: Vec<String>,
+    log_bytes: usize,
+    dropped_log_lines: usize,
+}
+
+struct Limiter {
+    memory_limit: usize,
+    /// Set when the policy asked for more memory than allowed, so the trap
+    /// that follows (usually an allocation-failure abort) is reported as what
+    /// it really is.
+    memory_denied: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_denied = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl wit::verdict::policy::host::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        if self.log.len() >= MAX_LOG_LINES || self.log_bytes + message.len() > MAX_LOG_BYTES {
+            self.dropped_log_lines += 1;
+            return;
+        }
+        self.log_bytes += message.len();
+        self.log.push(format!("{}: {message}", wit::level(level)));
+    }
+}
+
+impl wit::verdict::policy::types::Host for HostState {}
+
+/// A counting semaphore over pool slots (blocking: evaluations run on
+/// blocking threads, never on the async reactor).
+struct Slots {
+    free: Mutex<u32>,
+    cond: Condvar,
+}
+
+impl Slots {
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.cond.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.cond.notify_one();
+    }
+}
+
+/// The wasmtime engine, the linker granting the host's imports, and the
+/// epoch ticker that turns timeouts into traps.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    slots: Slots,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A policy compiled once and ready to instantiate.
+///
+/// Wraps the `PolicyPre` (imports resolved and type-checked once) so each
+/// evaluation pays only for instantiation and the call.
+pub struct CompiledPolicy {
+    /// `sha256:<hex>` of the component bytes: the identity the audit trail uses.
+    pub digest: String,
+    pub info: PolicyInfo,
+    pub size: u64,
+    pre: PolicyPre<HostState>,
+}
+
+impl std::fmt::Debug for CompiledPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledPolicy")
+            .field("digest", &self.digest)
+            .field("name", &self.info.name)
+            .finish()
+    }
+}
+
+/// What one sandboxed call produced, success or not.
+pub struct Run<R> {
+    pub result: Result<R, PolicyFailure>,
+    pub fuel_used: u64,
+    pub duration: Duration,
+    pub log: Vec<String>,
+}
+
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+impl Runtime {
+    pub fn new() -> Result<Runtime, SandboxError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_SLOTS)
+            // wit-component may add small shim modules beside the policy's own.
+            .total_core_instances(POOL_SLOTS * 4)
+            .total_memories(POOL_SLOTS * 2)
+            .total_tables(POOL_SLOTS * 4)
+            .max_memory_size(Limits::MAX_MEMORY_BYTES as usize)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            // Measured (performance.md): batching decommits nearly halves
+            // the cost of dropping an instance.
+            .decommit_batch_size(32);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = stop_ticker.clone();
+        std::thread::Builder::new()
+            .name("verdict-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| SandboxError::Setup(format!("cannot start the epoch ticker: {e}")))?;
+
+        Ok(Runtime {
+            engine,
+            linker,
+            slots: Slots {
+                free: Mutex::new(POOL_SLOTS),
+                cond: Condvar::new(),
+            },
+            stop_ticker,
+        })
+    }
+
+    /// A stable hex tag for this engine's compiled-code format: cached
+    /// artifacts from another wasmtime version or configuration never match.
+    pub fn compatibility_tag(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+
+    /// Validate, compile and describe a component.
+    pub fn load(
+        &self,
+        bytes: &[u8],
+        cache: Option<&ArtifactCache>,
+    ) -> Result<CompiledPolicy, SandboxError> {
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(SandboxError::NotComponent(
+                "this is a core wasm module; turn it into a component with `verdict policy build` \
+                 (or `wasm-tools component new`)"
+                    .into(),
+            ));
+        }
+        if !wasmparser::Parser::is_component(bytes) {
+            return Err(SandboxError::NotComponent(
+                "the bytes do not start with the wasm component header".into(),
+            ));
+        }
+        let digest = digest_of(bytes);
+        let component = self.compile(&digest, bytes, cache)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| SandboxError::World(world_error(&e)))?;
+        let pre = PolicyPre::new(pre).map_err(|e| SandboxError::World(world_error(&e)))?;
+        let mut policy = CompiledPolicy {
+            digest,
+            info: PolicyInfo {
+                name: String::new(),
+                version: String::new(),
+                summary: String::new(),
+                metrics: Vec::new(),
+                default_settings: serde_json::Value::Null,
+            },
+            size: bytes.len() as u64,
+            pre,
+        };
+        let run = self.call(&policy, &Limits::default(), |p, s| p.call_describe(s));
+        let info = run.result.map_err(|f| SandboxError::Describe(f.message))?;
+        let default_settings = serde_json::from_str(&info.default_settings).map_err(|e| {
+            SandboxError::Describe(format!("default settings are not valid JSON: {e}"))
+        })?;
+        policy.info = PolicyInfo {
+            name: info.name,
+            version: info.version,
+            summary: info.summary,
+            metrics: info.metrics,
+            default_settings,
+        };
+        Ok(policy)
+    }
+
+    fn compile(
+        &self,
+        digest: &str,
+        bytes: &[u8],
+        cache: Option<&ArtifactCache>,
+    ) -> Result<Component, SandboxError> {
+        let tag = self.compatibility_tag();
+        if let Some(artifact) = cache.and_then(|c| c.get(digest, &tag)) {
+            // SAFETY: the cache only holds bytes this engine configuration
+            // serialized (keyed by digest and compatibility tag, inside our
+            // own data dir); wasmtime still checks the header and version
+            // and fails cleanly on a mismatch, in which case we recompile.
+            if let Ok(c) = unsafe { Component::deserialize(&self.engine, &artifact) } {
+                return Ok(c);
+            }
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+        if let (Some(cache), Ok(artifact)) = (cache, component.serialize()) {
+            // A cache write failure only costs a recompile on next start.
+            if let Err(e) = cache.put(digest, &tag, &artifact) {
+                tracing::warn!(digest, error = %e, "could not cache compiled policy");
+            }
+        }
+        Ok(component)
+    }
+
+    /// Check settings through the policy's `validate-settings` export.
+    pub fn validate_settings(
+        &self,
+        policy: &CompiledPolicy,
+        settings: &str,
+        limits: &Limits,
+    ) -> Result<(), String> {
+        let run = self.call(policy, limits, |p, s| p.call_validate_settings(s, settings));
+        match run.result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(msg),
+            Err(f) => Err(f.message),
+        }
+    }
+
+    /// Run `evaluate` in a fresh instance under `limits`.
+    pub fn evaluate(
+        &self,
+        policy: &CompiledPolicy,
+        input: &t::Input,
+        limits: &Limits,
+    ) -> Run<t::Outcome> {
+        let Run {
+            result,
+            fuel_used,
+            duration,
+            log,
+        } = self.call(policy, limits, |p, s| p.call_evaluate(s, input));
+        let result = match result {
+            Ok(Ok(outcome)) => check_output(outcome, limits),
+            Ok(Err(msg)) => Err(PolicyFailure {
+                kind: FailureKind::Err,
+                message: format!("returned error: {}", truncate(&msg, 1024)),
+            }),
+            Err(f) => Err(f),
+        };
+        Run {
+            result,
+            fuel_used,
+            duration,
+            log,
+        }
+    }
+
+    /// Instantiate `policy` in a fresh store under `limits` and call `f`.
+    fn call<R>(
+        &self,
+        policy: &CompiledPolicy,
+        limits: &Limits,
+        f: impl FnOnce(&Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Run<R> {
+        let _slot = self.slots.acquire();
+        let started = Instant::now();
+        let state = HostState {
+            limiter: Limiter {
+                memory_limit: limits.memory_bytes.min(Limits::MAX_MEMORY_BYTES) as usize,
+                memory_denied: None,
+            },
+            log: Vec::new(),
+            log_bytes: 0,
+            dropped_log_lines: 0,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // set_fuel only fails when fuel is not enabled in the config; it is.
+        let _ = store.set_fuel(limits.fuel);
+        let ticks = limits.timeout_ms.min(Limits::MAX_TIMEOUT_MS) / EPOCH_TICK.as_millis() as u64;
+        // +1: the next tick may come at any moment, so a deadline of N ticks
+        // could otherwise fire after less than N ms.
+        store.set_epoch_deadline(ticks + 1);
+        store.epoch_deadline_trap();
+
+        let result = policy
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&instance, &mut store));
+        let duration = started.elapsed();
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let result = result.map_err(|e| classify(&e, store.data(), limits, fuel_used));
+        let state = store.into_data();
+        let mut log = state.log;
+        if state.dropped_log_lines > 0 {
+            log.push(format!("({} more log lines dropped)", state.dropped_log_lines));
+        }
+        Run {
+            result,
+            fuel_used,
+            duration,
+            log,
+        }
+    }
+}
+
+/// Turn a wasmtime error into the policy failure an operator can act on.
+fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits, fuel: u64) -> PolicyFailure {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    if let Some(desired) = state.limiter.memory_denied {
+        return PolicyFailure {
+            kind: FailureKind::Memory,
+            message: format!(
+                "memory limit {:.0} MiB exceeded (asked for {:.1} MiB)",
+                mib(limits.memory_bytes),
+                mib(desired as u64)
+            ),
+        };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => PolicyFailure {
+            kind: FailureKind::Fuel,
+            message: format!("ran out of fuel after {fuel} units"),
+        },
+        Some(Trap::Interrupt) => PolicyFailure {
+            kind: FailureKind::Deadline,
+            message: format!("exceeded {} ms deadline", limits.timeout_ms),
+        },
+        Some(trap) => PolicyFailure {
+            kind: FailureKind::Trap,
+            message: format!("trapped: {trap}"),
+        },
+        None => PolicyFailure {
+            kind: FailureKind::Instantiate,
+            message: format!("could not run: {err:#}"),
+        },
+    }
+}
+
+/// Enforce the output limits: a policy answering with a flood of reasons is
+/// a broken policy, not an explanation.
+fn check_output(outcome: t::Outcome, limits: &Limits) -> Result<t::Outcome, PolicyFailure> {
+    let fail = |message: String| PolicyFailure {
+        kind: FailureKind::Output,
+        message,
+    };
+    match &outcome {
+        t::Outcome::Vote(d) => {
+            if d.reasons.len() > limits.max_reasons as usize {
+                return Err(fail(format!(
+                    "returned {} reasons, more than the limit of {}",
+                    d.reasons.len(),
+                    limits.max_reasons
+                )));
+            }
+            if let Some(r) = d
+                .reasons
+                .iter()
+                .find(|r| r.message.len() > limits.max_reason_bytes as usize)
+            {
+                return Err(fail(format!(
+                    "returned a reason of {} bytes, more than the limit of {}",
+                    r.message.len(),
+                    limits.max_reason_bytes
+                )));
+            }
+        }
+        t::Outcome::Abstain(why) => {
+            if why.len() > limits.max_reason_bytes as usize {
+                return Err(fail(format!(
+                    "returned an abstention message of {} bytes, more than the limit of {}",
+                    why.len(),
+                    limits.max_reason_bytes
+                )));
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Reword linker/type-check errors into what the policy author must fix.
+fn world_error(err: &wasmtime::Error) -> String {
+    let text = format!("{err:#}");
+    if text.contains("matching implementation was not found") || text.contains("import") {
+        format!(
+            "{text} (a policy may import only `verdict:policy/host` and `verdict:policy/types`)"
+        )
+    } else {
+        text
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,184 @@
+//! A small path glob matcher for `risky_paths`.
+//!
+//! - `?` matches one character except `/`
+//! - `*` matches any run of characters except `/`
+//! - `**` as a whole segment matches any number of segments, including none:
+//!   `**/migrations/**` matches `migrations/1.sql` and `db/migrations/1.sql`
+//! - `**` inside a segment (`a**b`) matches anything, `/` included
+//! - a pattern without `/` matches the file name in any directory, as in
+//!   `.gitignore` and `CODEOWNERS`: `Dockerfile` matches `svc/api/Dockerfile`
+//!
+//! Matching is a table over (pattern position, path position), so it takes time
+//! proportional to pattern length times path length whatever the input — no
+//! backtracking blow-up on adversarial paths.
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Lit(char),
+    /// `?`
+    One,
+    /// `*`
+    Star,
+    /// `**` not followed by `/`: anything, `/` included.
+    Any,
+    /// `**/` at the start of a segment: nothing, or anything that ends in `/`.
+    Dirs,
+}
+
+#[derive(Clone, Debug)]
+pub struct Glob {
+    source: String,
+    toks: Vec<Tok>,
+    /// No `/` in the pattern: match against the file name only.
+    basename: bool,
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Glob {
+        let chars: Vec<char> = pattern.chars().collect();
+        let mut toks = Vec::with_capacity(chars.len());
+        let mut i = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '*' => {
+                    let run = chars[i..].iter().take_while(|c| **c == '*').count();
+                    let at_segment_start = i == 0 || chars[i - 1] == '/';
+                    i += run;
+                    if run == 1 {
+                        toks.push(Tok::Star);
+                    } else if at_segment_start && chars.get(i) == Some(&'/') {
+                        toks.push(Tok::Dirs);
+                        i += 1;
+                    } else {
+                        toks.push(Tok::Any);
+                    }
+                    continue;
+                }
+                '?' => toks.push(Tok::One),
+                c => toks.push(Tok::Lit(c)),
+            }
+            i += 1;
+        }
+        Glob {
+            source: pattern.to_string(),
+            toks,
+            basename: !pattern.contains('/'),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `path` (already normalised, see [`normalize`]) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        let subject = if self.basename {
+            path.rsplit('/').next().unwrap_or(path)
+        } else {
+            path
+        };
+        let text: Vec<char> = subject.chars().collect();
+        let n = text.len();
+        // `next[j]`: the tokens after the current one match `text[j..]`.
+        let mut next = vec![false; n + 1];
+        next[n] = true;
+        let mut cur = vec![false; n + 1];
+        for tok in self.toks.iter().rev() {
+            // Filled right to left so the star-like tokens can reuse `cur[j + 1]`.
+            let mut slash_then_rest = false; // for Dirs: some k >= j with text[k] == '/' && next[k+1]
+            for j in (0..=n).rev() {
+                let here = text.get(j).copied();
+                cur[j] = match tok {
+                    Tok::Lit(c) => here == Some(*c) && next[j + 1],
+                    Tok::One => here.is_some_and(|c| c != '/') && next[j + 1],
+                    Tok::Star => next[j] || (here.is_some_and(|c| c != '/') && cur[j + 1]),
+                    Tok::Any => next[j] || (here.is_some() && cur[j + 1]),
+                    Tok::Dirs => {
+                        if here == Some('/') && next[j + 1] {
+                            slash_then_rest = true;
+                        }
+                        next[j] || slash_then_rest
+                    }
+                };
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        next[0]
+    }
+}
+
+/// Paths as diff tools print them vary: `./a`, `/a`, `a\b`. Compare one form.
+pub fn normalize(path: &str) -> String {
+    let p = path.trim().replace('\\', "/");
+    let mut s = p.as_str();
+    loop {
+        if let Some(rest) = s.strip_prefix("./") {
+            s = rest;
+        } else if let Some(rest) = s.strip_prefix('/') {
+            s = rest;
+        } else {
+            return s.to_string();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, path: &str) -> bool {
+        Glob::new(pattern).matches(&normalize(path))
+    }
+
+    #[test]
+    fn globstar_segments() {
+        assert!(m("**/migrations/**", "db/migrations/0042.sql"));
+        assert!(m("**/migrations/**", "migrations/0001.sql"));
+        assert!(m("**/migrations/**", "a/b/c/migrations/x/y.sql"));
+        assert!(!m("**/migrations/**", "db/migrations"));
+        assert!(!m("**/migrations/**", "db/my-migrations/1.sql"));
+        assert!(m(".github/workflows/**", ".github/workflows/ci.yml"));
+        assert!(!m(".github/workflows/**", "x/.github/workflows/ci.yml"));
+        assert!(m("src/**/auth.rs", "src/auth.rs"));
+        assert!(m("src/**/auth.rs", "src/a/b/auth.rs"));
+    }
+
+    #[test]
+    fn star_and_question_stay_in_one_segment() {
+        assert!(m("**/*.sql", "schema.sql"));
+        assert!(m("**/*.sql", "db/x/schema.sql"));
+        assert!(!m("**/*.sql", "db/schema.sql.bak"));
+        assert!(m("db/*.sql", "db/a.sql"));
+        assert!(!m("db/*.sql", "db/x/a.sql"));
+        assert!(m("src/?.rs", "src/a.rs"));
+        assert!(!m("src/?.rs", "src/ab.rs"));
+        assert!(!m("a?b", "a/b"));
+        assert!(m("a/**b", "a/x/b"));
+    }
+
+    #[test]
+    fn patterns_without_slash_match_file_names_anywhere() {
+        assert!(m("Dockerfile", "Dockerfile"));
+        assert!(m("Dockerfile", "svc/api/Dockerfile"));
+        assert!(!m("Dockerfile", "svc/Dockerfile.dev"));
+        assert!(m("*.tf", "infra/main.tf"));
+        assert!(m("**/Dockerfile", "svc/Dockerfile"));
+    }
+
+    #[test]
+    fn normalisation_and_unicode() {
+        assert!(m("**/auth/**", "./src/auth/login.rs"));
+        assert!(m("**/auth/**", "/src/auth/login.rs"));
+        assert!(m("**/auth/**", "src\\auth\\login.rs"));
+        assert!(m("docs/?.md", "docs/é.md"));
+        assert!(m("", ""));
+        assert!(!m("", "a"));
+    }
+
+    #[test]
+    fn adversarial_input_is_linear() {
+        let path = "a/".repeat(5_000) + "b";
+        let glob = Glob::new("**/*a*a*a*a*a*a*a*a*a*c/**");
+        assert!(!glob.matches(&path));
+    }
+}
