@@ -4,10 +4,14 @@
 //! - [`build`]: `verdict policy build` (guest toolchain detection, componentize)
 //! - [`fixtures`]: `verdict policy test` (fixture runner over the real sandbox)
 //! - [`scaffold`]: `verdict policy new`
+//! - [`serve`]: `verdict serve`
+//! - [`client`]: commands that talk to a running server (decide, audit, replay, push, list)
 
 pub mod build;
+pub mod client;
 pub mod fixtures;
 pub mod scaffold;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +31,34 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write, build and test policies.
+    /// Run the decision server (zero config: 127.0.0.1:8080, ./verdict-data, built-in policies).
+    Serve(serve::ServeArgs),
+    /// Ask a running server for a decision. Exit code: 0 promote, 10 hold,
+    /// 11 rollback, 12 freeze, 1 error.
+    Decide {
+        #[command(flatten)]
+        server: client::Server,
+        #[command(flatten)]
+        args: client::DecideArgs,
+    },
+    /// Query, verify and export the audit trail.
+    Audit {
+        #[command(flatten)]
+        server: client::Server,
+        #[command(subcommand)]
+        cmd: client::AuditCommand,
+    },
+    /// Re-run a stored decision against the current policies (nothing is stored).
+    /// Exit code 0 if the verdict and every policy's outcome are unchanged, 1 otherwise.
+    Replay {
+        #[command(flatten)]
+        server: client::Server,
+        id: String,
+        /// Use exactly the recorded policy digests and settings.
+        #[arg(long)]
+        as_recorded: bool,
+    },
+    /// Write, build, test and upload policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
 }
@@ -54,6 +85,18 @@ pub enum PolicyCommand {
         component: PathBuf,
         fixtures: PathBuf,
     },
+    /// Upload a component to a running server as policy `name`.
+    Push {
+        #[command(flatten)]
+        server: client::Server,
+        name: String,
+        component: PathBuf,
+    },
+    /// List the policies a running server has.
+    List {
+        #[command(flatten)]
+        server: client::Server,
+    },
 }
 
 /// Entry point used by `main.rs`.
@@ -70,7 +113,26 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Decide { server, args } => {
+            let verdict = client::decide(&server, args)?;
+            Ok(ExitCode::from(verdict.exit_code() as u8))
+        }
+        Command::Audit { server, cmd } => Ok(exit(client::audit(&server, cmd)?)),
+        Command::Replay {
+            server,
+            id,
+            as_recorded,
+        } => Ok(exit(client::replay(&server, &id, as_recorded)?)),
         Command::Policy(cmd) => policy(cmd),
+    }
+}
+
+fn exit(success: bool) -> ExitCode {
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -110,11 +172,19 @@ fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             println!("{} passed, {} failed", summary.passed(), summary.failed());
-            Ok(if summary.failed() == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(exit(summary.failed() == 0))
+        }
+        PolicyCommand::Push {
+            server,
+            name,
+            component,
+        } => {
+            client::push(&server, &name, &component)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::List { server } => {
+            client::list(&server)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

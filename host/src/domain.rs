@@ -273,6 +273,9 @@ pub struct PolicyResult {
     pub duration_us: u64,
     pub fuel_used: u64,
     pub limits: Limits,
+    /// The binding's settings as evaluated, so a replay can reproduce the
+    /// decision exactly.
+    pub settings: serde_json::Value,
     /// Lines the policy logged through the host's `log` import.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<String>,

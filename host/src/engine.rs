@@ -198,6 +198,19 @@ impl Engine {
             return Err(EngineError::InvalidName(name.to_string()));
         }
         let compiled = Arc::new(self.compile(name, bytes)?);
+        self.register(name, compiled, uploaded_at)
+    }
+
+    /// Make an already compiled component the current version of `name`.
+    pub fn register(
+        &self,
+        name: &str,
+        compiled: Arc<CompiledPolicy>,
+        uploaded_at: Timestamp,
+    ) -> Result<PolicyMeta, EngineError> {
+        if !valid_name(name) {
+            return Err(EngineError::InvalidName(name.to_string()));
+        }
         let meta = PolicyMeta {
             name: name.to_string(),
             digest: compiled.digest.clone(),
@@ -258,9 +271,9 @@ impl Engine {
         })
     }
 
-    /// Validate a binding (policy resolves, limits in range, settings accepted
-    /// by the policy's own `validate-settings`) and make it active.
-    pub fn put_binding(&self, name: &str, binding: Binding) -> Result<(), EngineError> {
+    /// Validate a binding without activating it: policy resolves, limits in
+    /// range, settings accepted by the policy's own `validate-settings`.
+    pub fn check_binding(&self, name: &str, binding: &Binding) -> Result<(), EngineError> {
         if !valid_name(name) {
             return Err(EngineError::InvalidName(name.to_string()));
         }
@@ -276,7 +289,12 @@ impl Engine {
                 binding: name.to_string(),
                 policy: binding.policy.clone(),
                 message,
-            })?;
+            })
+    }
+
+    /// Validate a binding (see [`Engine::check_binding`]) and make it active.
+    pub fn put_binding(&self, name: &str, binding: Binding) -> Result<(), EngineError> {
+        self.check_binding(name, &binding)?;
         self.update(|set| {
             // Re-resolve under the writer lock: the policy may have changed
             // since validation; if it vanished the binding is refused.
@@ -373,6 +391,7 @@ impl Engine {
             duration_us: run.duration.as_micros() as u64,
             fuel_used: run.fuel_used,
             limits: b.binding.limits,
+            settings: b.binding.settings.clone(),
             log: run.log,
         };
         match run.result {

@@ -12,8 +12,18 @@
 //!   that touches wasmtime), binding resolution and verdict combination.
 //! - [`builtin`]: the five example policies embedded in the binary and their
 //!   default bindings, so `verdict serve` works with zero configuration.
-//! - [`cli`]: the `verdict` command line (policy build/test, …).
+//! - [`config`]: server settings (defaults, TOML file, `VERDICT_*` env).
+//! - [`service`]: engine + store together: decide-then-store, persist-then-activate.
+//! - [`store`]: the sled audit store: hash-chained decisions, group commit,
+//!   registry persistence (the only module that touches sled).
+//! - [`http`]: the warp HTTP API (the only module that touches warp).
+//! - [`cli`]: the `verdict` command line (serve, decide, audit, replay, policy …).
 
+pub mod builtin;
 pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod http;
+pub mod service;
+pub mod store;

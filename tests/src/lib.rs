@@ -1,1 +1,254 @@
-//! End-to-end tests live in `tests/tests/`; this crate has no library code.
+//! End-to-end test harness: start the real `verdict` binary on a loopback
+//! port with a temporary data dir, talk to it over real HTTP, stop it with
+//! real signals. The tests themselves live in `tests/tests/`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the `verdict` binary, built once per test process so the tests
+/// always run the current sources (a test crate cannot depend on another
+/// package's binary directly).
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "verdict", "--bin", "verdict"])
+            .current_dir(&root)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the verdict binary failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        target.join("debug").join("verdict")
+    })
+}
+
+/// Options for one server process.
+#[derive(Default)]
+pub struct Options {
+    /// Reuse this data dir (for restart tests); default: a fresh temp dir.
+    pub data_dir: Option<PathBuf>,
+    /// Contents of a `verdict.toml` to pass with `--config`.
+    pub config: Option<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// A running `verdict serve` child process.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    /// Keeps the temporary data dir alive for the server's lifetime.
+    _temp: Option<tempfile::TempDir>,
+    pub token: Option<String>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Server {
+        let (data_dir, temp) = match opts.data_dir {
+            Some(d) => (d, None),
+            None => {
+                let t = tempfile::tempdir().expect("temp dir");
+                (t.path().join("data"), Some(t))
+            }
+        };
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("VERDICT_CONFIG")
+            .env_remove("VERDICT_TOKENS")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(config) = &opts.config {
+            let path = data_dir.with_extension("toml");
+            std::fs::write(&path, config).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn verdict serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("verdict listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("verdict serve did not start within 120 s");
+            }
+        };
+        Server {
+            child: Some(child),
+            base,
+            data_dir,
+            _temp: temp,
+            token: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// kill -9: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("verdict serve did not exit within 60 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Take the data dir (and its temp owner) so a new server can reuse it.
+    pub fn into_data_dir(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        self.kill9();
+        (self.data_dir.clone(), self._temp.take())
+    }
+
+    /// One HTTP call; returns status and JSON body (or the text as a string).
+    pub fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Value) {
+        self.call_with(method, path, body, self.token.as_deref(), "application/json")
+    }
+
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        token: Option<&str>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        call(&self.base, method, path, body, token, content_type)
+    }
+
+    pub fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        self.call(method, path, Some(body.to_string().as_bytes()))
+    }
+
+    /// Run the CLI against this server; returns (exit code, stdout).
+    pub fn cli(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(binary())
+            .args(args)
+            .env("VERDICT_SERVER", &self.base)
+            .env_remove("VERDICT_TOKEN")
+            .output()
+            .expect("run verdict");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A plain HTTP call with ureq (no retries, status codes are not errors).
+pub fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    token: Option<&str>,
+    content_type: &str,
+) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    let auth = token.map(|t| format!("Bearer {t}"));
+    macro_rules! send {
+        ($req:expr) => {{
+            let mut r = $req;
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r
+        }};
+    }
+    let result = match method {
+        "GET" => send!(agent.get(&url)).call(),
+        "DELETE" => send!(agent.delete(&url)).call(),
+        "PUT" => send!(agent.put(&url))
+            .header("Content-Type", content_type)
+            .send(body.unwrap_or_default()),
+        _ => send!(agent.post(&url))
+            .header("Content-Type", content_type)
+            .send(body.unwrap_or_default()),
+    };
+    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// A request the built-ins promote: `thresholds` sees a healthy error rate,
+/// `canary-judge` sees canary and baseline identical (a pass), the others
+/// abstain (no burn rates, no windows configured, no change context).
+pub fn healthy_request(service: &str, environment: &str) -> Value {
+    let samples: Vec<f64> = (0..20).map(|i| 0.001 + 0.0001 * (i % 5) as f64).collect();
+    serde_json::json!({
+        "deployment": {"service": service, "environment": environment, "version": "v2", "previous_version": "v1"},
+        "metrics": [
+            {"name": "error_rate", "baseline": samples, "canary": samples},
+        ]
+    })
+}
+
+/// A request the built-in `thresholds` policy rolls back (error rate 5 %).
+pub fn failing_request(service: &str, environment: &str) -> Value {
+    serde_json::json!({
+        "deployment": {"service": service, "environment": environment, "version": "v3"},
+        "metrics": [
+            {"name": "error_rate", "canary": [0.05, 0.06, 0.05, 0.04, 0.05, 0.06]}
+        ]
+    })
+}

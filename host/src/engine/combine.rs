@@ -101,6 +101,7 @@ mod tests {
             duration_us: 1,
             fuel_used: 1,
             limits: Limits::default(),
+            settings: serde_json::json!({}),
             log: vec![],
         }
     }

@@ -65,12 +65,16 @@ pub fn verdict(v: t::Verdict) -> domain::Verdict {
 }
 
 pub fn reason(policy: &str, r: t::Reason) -> domain::Reason {
+    // JSON cannot carry NaN or infinities; a non-finite number would come
+    // back from storage as `null` and break byte-exact replay, so it is
+    // dropped here, once, at the boundary.
+    let finite = |x: Option<f64>| x.filter(|v| v.is_finite());
     domain::Reason {
         policy: Some(policy.to_string()),
         message: r.message,
         metric: r.metric,
-        observed: r.observed,
-        threshold: r.threshold,
+        observed: finite(r.observed),
+        threshold: finite(r.threshold),
     }
 }
 

@@ -181,4 +181,25 @@ mod tests {
         let glob = Glob::new("**/*a*a*a*a*a*a*a*a*a*c/**");
         assert!(!glob.matches(&path));
     }
+
+    #[test]
+    fn arbitrary_patterns_and_paths_never_panic() {
+        let alphabet: Vec<char> = "ab*?/.\\\u{e9}".chars().collect();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |len: u64| -> String {
+            let n = (seed % len) as usize;
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect()
+        };
+        for _ in 0..5_000 {
+            let (pattern, path) = (next(12), next(16));
+            let _ = Glob::new(&pattern).matches(&normalize(&path));
+        }
+    }
 }

@@ -262,4 +262,28 @@ mod tests {
             assert!(err.contains(needle), "{expr}: {err}");
         }
     }
+
+    #[test]
+    fn arbitrary_text_never_panics() {
+        // A deterministic generator over the characters cron syntax is made of.
+        let alphabet: Vec<char> = "0123456789*/-, @abcdefjmnorstuwy\u{e9}".chars().collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let len = (seed % 24) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            if let Ok(c) = Cron::parse(&text) {
+                let _ = c.matches_date(date(2026, 2, 28));
+            }
+            let _ = crate::local::parse_duration(&text);
+            let _ = crate::local::parse_local_datetime(&text);
+            let _ = crate::local::parse_hhmm(&text, true);
+        }
+    }
 }

@@ -264,5 +264,9 @@ fn a_full_calendar_of_busy_cron_windows() {
     let s = format!(r#"{{"windows":[{}]}}"#, windows.join(","));
     let o = run("production", &[], "2026-03-29T01:15:00Z", &s);
     assert_eq!(verdict(&o), Some(Verdict::Freeze));
-    assert!(o.messages().contains("until 2026-04-05 03:15 CEST"), "{}", o.messages());
+    assert!(
+        o.messages().contains("until 2026-04-05 03:15 CEST"),
+        "{}",
+        o.messages()
+    );
 }

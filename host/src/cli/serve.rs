@@ -1,0 +1,109 @@
+//! `verdict serve`: open the data dir, restore the active set, serve HTTP
+//! until SIGTERM/SIGINT, finish in-flight requests, flush, exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::http::{self, Ctx};
+use crate::service::App;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VERDICT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where decisions, policies and the compiled-artifact cache live.
+    #[arg(long, env = "VERDICT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file (see README); flags and env override it.
+    #[arg(long, env = "VERDICT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Bearer tokens as `name:sha256hex:role+role,…` (adds to the config file's).
+    #[arg(long, env = "VERDICT_TOKENS", hide_env_values = true)]
+    pub tokens: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "VERDICT_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(l) = self.listen {
+            config.listen = l;
+        }
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(t) = &self.tokens {
+            config.tokens.extend(Config::tokens_from_env(t)?);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_format);
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", config.listen))?;
+    let addr = listener.local_addr()?;
+    let c = config.clone();
+    let app = tokio::task::spawn_blocking(move || App::open(&c))
+        .await?
+        .with_context(|| format!("cannot open data dir `{}`", config.data_dir.display()))?;
+    let app = Arc::new(app);
+    if config.tokens.is_empty() {
+        tracing::warn!("no tokens configured: auth is off, so listening on loopback only");
+    }
+    let set = app.engine().snapshot();
+    tracing::info!(
+        policies = set.policies().count(),
+        bindings = set.bindings().count(),
+        data_dir = %config.data_dir.display(),
+        "verdict listening on http://{addr}"
+    );
+    // The line tests and scripts wait for; stdout, unbuffered by println.
+    println!("verdict listening on http://{addr}");
+    http::serve(listener, Ctx::new(app.clone(), &config), shutdown_signal()).await;
+    app.close()?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight requests"),
+    }
+}

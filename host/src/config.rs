@@ -1,0 +1,208 @@
+//! Server configuration: defaults that work with zero config, a TOML file
+//! (`--config`, `VERDICT_CONFIG`) and `VERDICT_*` environment overrides.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// A bearer token entry. Only the sha256 of the token is configured, never
+/// the token itself (`echo -n "$TOKEN" | sha256sum`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds the token (shown in logs and on freezes they create).
+    pub name: String,
+    /// Hex sha256 of the token.
+    pub sha256: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// POST decisions and the integrations.
+    Decide,
+    /// Audit queries, verify, replay, listing policies and bindings.
+    Read,
+    /// Policies, bindings, freezes.
+    Admin,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Register the five built-in policies, bound to everything, when the
+    /// store holds no policies yet (first start).
+    pub builtin_policies: bool,
+    pub tokens: Vec<TokenConfig>,
+    /// Largest decision request body.
+    pub max_body_bytes: u64,
+    /// Largest policy component upload.
+    pub max_policy_bytes: u64,
+    /// Any request taking longer is answered 503 (evaluations are bounded by
+    /// their own deadlines; this guards everything else).
+    pub request_timeout_ms: u64,
+    /// Flush the store before acknowledging a decision. Only turn off to
+    /// measure what durability costs.
+    pub flush: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./verdict-data"),
+            builtin_policies: true,
+            tokens: Vec::new(),
+            max_body_bytes: 1 << 20,
+            max_policy_bytes: 16 << 20,
+            request_timeout_ms: 30_000,
+            flush: true,
+        }
+    }
+}
+
+impl Config {
+    /// Load `path` (if any) over the defaults; validate.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Tokens from `VERDICT_TOKENS`: `name:sha256hex:role+role,…`.
+    pub fn tokens_from_env(spec: &str) -> Result<Vec<TokenConfig>, ConfigError> {
+        spec.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|entry| {
+                let parts: Vec<&str> = entry.trim().split(':').collect();
+                let [name, sha, roles] = parts[..] else {
+                    return Err(ConfigError::Invalid(format!(
+                        "VERDICT_TOKENS entry `{entry}` must be `name:sha256:role+role`"
+                    )));
+                };
+                let roles = roles
+                    .split('+')
+                    .map(|r| match r {
+                        "decide" => Ok(Role::Decide),
+                        "read" => Ok(Role::Read),
+                        "admin" => Ok(Role::Admin),
+                        other => Err(ConfigError::Invalid(format!(
+                            "unknown role `{other}` in VERDICT_TOKENS: use decide, read or admin"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(TokenConfig {
+                    name: name.to_string(),
+                    sha256: sha.to_ascii_lowercase(),
+                    roles,
+                })
+            })
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for t in &self.tokens {
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "token `{}`: `sha256` must be 64 hex digits (the hash of the token, not the token)",
+                    t.name
+                )));
+            }
+            if t.roles.is_empty() {
+                return Err(ConfigError::Invalid(format!("token `{}` has no roles", t.name)));
+            }
+        }
+        if self.tokens.is_empty() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on `{}` without auth: configure tokens, or listen on loopback",
+                self.listen
+            )));
+        }
+        if self.max_body_bytes == 0 || self.max_policy_bytes == 0 || self.request_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "`max_body_bytes`, `max_policy_bytes` and `request_timeout_ms` must be positive"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_tokens_means_loopback_only() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        c.listen = "0.0.0.0:8080".parse().unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("without auth"), "{err}");
+    }
+
+    #[test]
+    fn token_hash_must_be_hex() {
+        let mut c = Config::default();
+        c.tokens.push(TokenConfig {
+            name: "ci".into(),
+            sha256: "s3cret".into(),
+            roles: vec![Role::Decide],
+        });
+        assert!(c.validate().unwrap_err().to_string().contains("64 hex digits"));
+    }
+
+    #[test]
+    fn env_tokens_parse() {
+        let hash = "a".repeat(64);
+        let t = Config::tokens_from_env(&format!("ci:{hash}:decide+read, ops:{hash}:admin")).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].roles, vec![Role::Decide, Role::Read]);
+        assert_eq!(t[1].name, "ops");
+        assert!(Config::tokens_from_env("ci:abc").is_err());
+        assert!(Config::tokens_from_env(&format!("ci:{hash}:root")).is_err());
+    }
+
+    #[test]
+    fn toml_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("verdict.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:9999\"\nbuiltin_policies = false\n").unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert!(!c.builtin_policies);
+        std::fs::write(&p, "lisen = 1").unwrap();
+        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,315 @@
+//! The HTTP decision API (design.md §5). Warp types stay inside this module.
+//!
+//! - this file: the route table (one filter per route) and [`serve`].
+//! - [`handlers`]: plain async functions, one per route.
+//! - [`auth`]: bearer tokens with roles.
+//! - [`errors`]: the one mapping from errors and rejections to JSON bodies.
+
+pub mod auth;
+pub mod errors;
+pub mod handlers;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use warp::http::StatusCode;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::config::{Config, Role};
+use crate::service::App;
+use auth::{Auth, Caller};
+use errors::ApiError;
+
+/// Shared state every route needs.
+#[derive(Clone)]
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub auth: Arc<Auth>,
+    pub max_body: u64,
+    pub max_policy: u64,
+    pub timeout: Duration,
+}
+
+impl Ctx {
+    pub fn new(app: Arc<App>, config: &Config) -> Ctx {
+        Ctx {
+            app,
+            auth: Arc::new(Auth::new(&config.tokens)),
+            max_body: config.max_body_bytes,
+            max_policy: config.max_policy_bytes,
+            timeout: Duration::from_millis(config.request_timeout_ms),
+        }
+    }
+}
+
+fn with_ctx(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || ctx.clone())
+}
+
+/// Require `role`; yields the caller.
+fn role(ctx: &Ctx, role: Role) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    let auth = ctx.auth.clone();
+    warp::header::optional::<String>("authorization").and_then(move |h: Option<String>| {
+        let auth = auth.clone();
+        async move { auth.check(h.as_deref(), role).map_err(ApiError::reject) }
+    })
+}
+
+/// The body, read up to `limit` bytes whatever the transfer encoding
+/// (`content_length_limit` alone would refuse chunked bodies).
+fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::stream().and_then(move |stream| collect_body(stream, limit))
+}
+
+async fn collect_body<S, B>(stream: S, limit: u64) -> Result<Bytes, Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read body: {e}"))
+                .reject()
+        })?;
+        if buf.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("request body larger than {limit} bytes"),
+            )
+            .reject());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            buf.extend_from_slice(part);
+            chunk.advance(n);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Run a handler under the request timeout; a timeout is a 503, never a hang.
+async fn timed<F>(ctx: &Ctx, f: F) -> Result<Response, Rejection>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    match tokio::time::timeout(ctx.timeout, f).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(e.reject()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("request took longer than {} ms", ctx.timeout.as_millis()),
+        )
+        .reject()),
+    }
+}
+
+type Query = HashMap<String, String>;
+
+/// Every route, with the error recovery applied.
+pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
+    use warp::path::end;
+    let c = || with_ctx(ctx.clone());
+    let v1 = warp::path("v1");
+
+    // POST /v1/decisions
+    let decide = warp::post()
+        .and(v1.and(warp::path("decisions")).and(end()))
+        .and(c())
+        .and(role(&ctx, Role::Decide))
+        .and(body(ctx.max_body))
+        .and_then(|ctx: Ctx, _c: Caller, b: Bytes| async move {
+            timed(&ctx, handlers::decide(ctx.app.clone(), b)).await
+        });
+    // GET /v1/decisions
+    let query = warp::get()
+        .and(v1.and(warp::path("decisions")).and(end()))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and(warp::query::<Query>())
+        .and_then(|ctx: Ctx, _c: Caller, q: Query| async move {
+            timed(&ctx, handlers::query(ctx.app.clone(), q)).await
+        });
+    // GET /v1/decisions/{id}
+    let get = warp::get()
+        .and(v1.and(warp::path!("decisions" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and_then(|id: String, ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::get_decision(ctx.app.clone(), id)).await
+        });
+    // POST /v1/decisions/{id}/replay
+    let replay = warp::post()
+        .and(v1.and(warp::path!("decisions" / String / "replay")))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and(body(ctx.max_body))
+        .and_then(|id: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
+            timed(&ctx, handlers::replay(ctx.app.clone(), id, b)).await
+        });
+    // GET /v1/audit/verify
+    let verify = warp::get()
+        .and(v1.and(warp::path!("audit" / "verify")))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and_then(|ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::verify(ctx.app.clone())).await
+        });
+
+    // PUT /v1/policies/{name}
+    let put_policy = warp::put()
+        .and(v1.and(warp::path!("policies" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Admin))
+        .and(body(ctx.max_policy))
+        .and_then(|name: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
+            timed(&ctx, handlers::put_policy(ctx.app.clone(), name, b)).await
+        });
+    // GET /v1/policies
+    let list_policies = warp::get()
+        .and(v1.and(warp::path("policies")).and(end()))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and_then(|ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::list_policies(ctx.app.clone())).await
+        });
+    // GET /v1/policies/{name}
+    let get_policy = warp::get()
+        .and(v1.and(warp::path!("policies" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and_then(|name: String, ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::get_policy(ctx.app.clone(), name)).await
+        });
+    // DELETE /v1/policies/{name}
+    let delete_policy = warp::delete()
+        .and(v1.and(warp::path!("policies" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Admin))
+        .and_then(|name: String, ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::delete_policy(ctx.app.clone(), name)).await
+        });
+
+    // PUT /v1/bindings/{name}
+    let put_binding = warp::put()
+        .and(v1.and(warp::path!("bindings" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Admin))
+        .and(body(ctx.max_body))
+        .and_then(|name: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
+            timed(&ctx, handlers::put_binding(ctx.app.clone(), name, b)).await
+        });
+    // GET /v1/bindings
+    let list_bindings = warp::get()
+        .and(v1.and(warp::path("bindings")).and(end()))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and_then(|ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::list_bindings(ctx.app.clone())).await
+        });
+    // GET /v1/bindings/{name}
+    let get_binding = warp::get()
+        .and(v1.and(warp::path!("bindings" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and_then(|name: String, ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::get_binding(ctx.app.clone(), name)).await
+        });
+    // DELETE /v1/bindings/{name}
+    let delete_binding = warp::delete()
+        .and(v1.and(warp::path!("bindings" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Admin))
+        .and_then(|name: String, ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::delete_binding(ctx.app.clone(), name)).await
+        });
+
+    // POST /v1/freezes
+    let create_freeze = warp::post()
+        .and(v1.and(warp::path("freezes")).and(end()))
+        .and(c())
+        .and(role(&ctx, Role::Admin))
+        .and(body(ctx.max_body))
+        .and_then(|ctx: Ctx, caller: Caller, b: Bytes| async move {
+            timed(&ctx, handlers::create_freeze(ctx.app.clone(), caller, b)).await
+        });
+    // GET /v1/freezes
+    let list_freezes = warp::get()
+        .and(v1.and(warp::path("freezes")).and(end()))
+        .and(c())
+        .and(role(&ctx, Role::Read))
+        .and_then(|ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::list_freezes(ctx.app.clone())).await
+        });
+    // DELETE /v1/freezes/{id}
+    let delete_freeze = warp::delete()
+        .and(v1.and(warp::path!("freezes" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Admin))
+        .and_then(|id: String, ctx: Ctx, _c: Caller| async move {
+            timed(&ctx, handlers::delete_freeze(ctx.app.clone(), id)).await
+        });
+
+    // GET /healthz, GET /readyz
+    let healthz = warp::get()
+        .and(warp::path("healthz"))
+        .and(end())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
+    let readyz = warp::get()
+        .and(warp::path("readyz"))
+        .and(end())
+        .and(c())
+        .map(|ctx: Ctx| handlers::readyz(&ctx.app));
+
+    // Boxing each route erases warp's nested filter types: a long chain of
+    // unboxed `or`s makes rustc's type checking take minutes.
+    let all: Vec<BoxedFilter<(Response,)>> = vec![
+        decide.boxed(),
+        query.boxed(),
+        get.boxed(),
+        replay.boxed(),
+        verify.boxed(),
+        put_policy.boxed(),
+        list_policies.boxed(),
+        get_policy.boxed(),
+        delete_policy.boxed(),
+        put_binding.boxed(),
+        list_bindings.boxed(),
+        get_binding.boxed(),
+        delete_binding.boxed(),
+        create_freeze.boxed(),
+        list_freezes.boxed(),
+        delete_freeze.boxed(),
+        healthz.boxed(),
+        readyz.boxed(),
+    ];
+    let combined = all
+        .into_iter()
+        .reduce(|a, b| a.or(b).unify().boxed())
+        .expect("at least one route");
+    combined.recover(errors::recover).unify().boxed()
+}
+
+/// Serve the API on an already-bound listener until `shutdown` resolves,
+/// then finish in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ctx: Ctx,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(ctx))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}

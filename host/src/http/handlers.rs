@@ -1,0 +1,210 @@
+//! One plain async function per route: parse, call the service, shape the reply.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::{json, with_status, Response};
+use warp::Reply;
+
+use super::auth::Caller;
+use super::errors::{parse_json, ApiError};
+use crate::domain::{Binding, DecisionRequest, Selector, Verdict};
+use crate::service::{App, ReplayRequest};
+use crate::store::Query;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn ok<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<Response> {
+    Ok(with_status(json(body), status).into_response())
+}
+
+fn not_found(what: &str, name: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("unknown {what} `{name}`"))
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+/// POST /v1/decisions
+pub async fn decide(app: Arc<App>, body: Bytes) -> Result<Response> {
+    let req: DecisionRequest = parse_json(&body)?;
+    let (decision, new) = app.decide(req).await?;
+    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    ok(status, &decision)
+}
+
+/// GET /v1/decisions/{id}
+pub async fn get_decision(app: Arc<App>, id: String) -> Result<Response> {
+    ok(StatusCode::OK, &app.decision(&id)?)
+}
+
+/// GET /v1/decisions?service=&environment=&verdict=&since=&until=&limit=&cursor=
+pub async fn query(app: Arc<App>, q: HashMap<String, String>) -> Result<Response> {
+    let query = parse_query(q)?;
+    ok(StatusCode::OK, &app.query(&query)?)
+}
+
+fn parse_query(mut q: HashMap<String, String>) -> Result<Query> {
+    let time = |q: &mut HashMap<String, String>, k: &str| -> Result<Option<Timestamp>> {
+        q.remove(k)
+            .map(|v| {
+                v.parse::<Timestamp>().map_err(|e| {
+                    invalid(format!("`{k}` must be an RFC 3339 time like 2026-01-31T12:00:00Z: {e}"))
+                })
+            })
+            .transpose()
+    };
+    let query = Query {
+        service: q.remove("service"),
+        environment: q.remove("environment"),
+        verdict: q
+            .remove("verdict")
+            .map(|v| v.parse::<Verdict>().map_err(invalid))
+            .transpose()?,
+        since: time(&mut q, "since")?,
+        until: time(&mut q, "until")?,
+        limit: q
+            .remove("limit")
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| invalid(format!("`limit` must be a positive integer, got `{v}`")))
+            })
+            .transpose()?,
+        cursor: q.remove("cursor"),
+    };
+    if let Some(unknown) = q.keys().next() {
+        return Err(invalid(format!(
+            "unknown query parameter `{unknown}`: use service, environment, verdict, since, until, limit, cursor"
+        )));
+    }
+    Ok(query)
+}
+
+/// POST /v1/decisions/{id}/replay
+pub async fn replay(app: Arc<App>, id: String, body: Bytes) -> Result<Response> {
+    let how: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    ok(StatusCode::OK, &app.replay(&id, how).await?)
+}
+
+/// GET /v1/audit/verify
+pub async fn verify(app: Arc<App>) -> Result<Response> {
+    let app2 = app.clone();
+    let report = tokio::task::spawn_blocking(move || app2.verify())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    ok(StatusCode::OK, &report)
+}
+
+/// PUT /v1/policies/{name}
+pub async fn put_policy(app: Arc<App>, name: String, body: Bytes) -> Result<Response> {
+    let meta = app.put_policy(&name, body.to_vec()).await?;
+    ok(
+        StatusCode::CREATED,
+        &serde_json::json!({"name": meta.name, "digest": meta.digest, "version": meta.version, "size": meta.size, "info": meta.info}),
+    )
+}
+
+/// GET /v1/policies
+pub async fn list_policies(app: Arc<App>) -> Result<Response> {
+    let set = app.engine().snapshot();
+    let items: Vec<_> = set.policies().cloned().collect();
+    ok(StatusCode::OK, &serde_json::json!({"items": items, "next_cursor": null}))
+}
+
+/// GET /v1/policies/{name}
+pub async fn get_policy(app: Arc<App>, name: String) -> Result<Response> {
+    let set = app.engine().snapshot();
+    let meta = set.policy(&name).ok_or_else(|| not_found("policy", &name))?;
+    ok(StatusCode::OK, meta)
+}
+
+/// DELETE /v1/policies/{name}
+pub async fn delete_policy(app: Arc<App>, name: String) -> Result<Response> {
+    ok(StatusCode::OK, &app.delete_policy(&name)?)
+}
+
+/// PUT /v1/bindings/{name}
+pub async fn put_binding(app: Arc<App>, name: String, body: Bytes) -> Result<Response> {
+    let binding: Binding = parse_json(&body)?;
+    let app2 = app.clone();
+    let (n, b) = (name.clone(), binding.clone());
+    // Validation runs the policy's `validate-settings`: off the reactor.
+    tokio::task::spawn_blocking(move || app2.put_binding(&n, b))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    ok(StatusCode::OK, &serde_json::json!({"name": name, "binding": binding}))
+}
+
+/// GET /v1/bindings
+pub async fn list_bindings(app: Arc<App>) -> Result<Response> {
+    let set = app.engine().snapshot();
+    let items: Vec<_> = set
+        .bindings()
+        .map(|(n, b)| serde_json::json!({"name": n, "binding": b}))
+        .collect();
+    ok(StatusCode::OK, &serde_json::json!({"items": items, "next_cursor": null}))
+}
+
+/// GET /v1/bindings/{name}
+pub async fn get_binding(app: Arc<App>, name: String) -> Result<Response> {
+    let set = app.engine().snapshot();
+    let (_, b) = set
+        .bindings()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| not_found("binding", &name))?;
+    ok(StatusCode::OK, &serde_json::json!({"name": name, "binding": b}))
+}
+
+/// DELETE /v1/bindings/{name}
+pub async fn delete_binding(app: Arc<App>, name: String) -> Result<Response> {
+    let b = app.delete_binding(&name)?;
+    ok(StatusCode::OK, &serde_json::json!({"name": name, "binding": b}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewFreeze {
+    #[serde(default)]
+    selector: Selector,
+    reason: String,
+    until: Timestamp,
+}
+
+/// POST /v1/freezes
+pub async fn create_freeze(app: Arc<App>, caller: Caller, body: Bytes) -> Result<Response> {
+    let f: NewFreeze = parse_json(&body)?;
+    let freeze = app.create_freeze(f.selector, f.reason, f.until, caller.name)?;
+    ok(StatusCode::CREATED, &freeze)
+}
+
+/// GET /v1/freezes
+pub async fn list_freezes(app: Arc<App>) -> Result<Response> {
+    let now = Timestamp::now();
+    let set = app.engine().snapshot();
+    let items: Vec<_> = set.freezes().filter(|f| f.until > now).cloned().collect();
+    ok(StatusCode::OK, &serde_json::json!({"items": items, "next_cursor": null}))
+}
+
+/// DELETE /v1/freezes/{id}
+pub async fn delete_freeze(app: Arc<App>, id: String) -> Result<Response> {
+    ok(StatusCode::OK, &app.delete_freeze(&id)?)
+}
+
+/// GET /readyz
+pub fn readyz(app: &App) -> Response {
+    let set = app.engine().snapshot();
+    let policies = set.policies().count();
+    let bindings = set.bindings().count();
+    let body = serde_json::json!({"ready": app.is_ready(), "policies": policies, "bindings": bindings});
+    let status = if app.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    with_status(json(&body), status).into_response()
+}

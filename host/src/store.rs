@@ -1,0 +1,428 @@
+//! The durable audit store: every decision in a tamper-evident hash chain,
+//! plus the policy registry (component bytes by digest, metadata, bindings,
+//! freezes) so a restart restores the active set and any past decision can
+//! be replayed against the digests it used.
+//!
+//! sled stays inside this module. One `audit` tree holds records, their
+//! indexes and the chain head (layout in `store/keys.rs`) so a batch commits
+//! atomically; the hash scheme is in `store/chain.rs`; appends go through
+//! the single writer thread in `store/writer.rs` (group commit); queries
+//! and export are in `store/query.rs`; the registry trees in
+//! `store/registry.rs`.
+
+mod chain;
+#[cfg(test)]
+mod fixtures;
+mod keys;
+mod query;
+mod registry;
+mod tamper;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+pub use chain::{BrokenLink, VerifyReport, GENESIS};
+pub use query::{Page, Query, DEFAULT_LIMIT, MAX_LIMIT};
+
+use crate::domain::{Decision, Evaluation};
+use chain::Head;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at `{path}`: {reason}")]
+    Open { path: String, reason: String },
+    #[error("storage failed: {0}")]
+    Storage(String),
+    #[error("stored {what} is corrupt: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("invalid cursor `{0}`: pass the `next_cursor` of a previous page unchanged")]
+    BadCursor(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+// Messages only: the error type must not make sled part of the crate's API.
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Storage(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Flush (fsync) every batch before acknowledging it. Only the
+    /// benchmark's "without per-decision flush" figure turns this off.
+    pub flush_each_batch: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            flush_each_batch: true,
+        }
+    }
+}
+
+/// What [`Store::append`] did with an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// Stored as a new record.
+    New(Decision),
+    /// Its idempotency key was already used: this is the stored decision,
+    /// and the evaluation passed in was discarded.
+    Existing(Decision),
+}
+
+impl Appended {
+    pub fn decision(&self) -> &Decision {
+        match self {
+            Appended::New(d) | Appended::Existing(d) => d,
+        }
+    }
+
+    pub fn into_decision(self) -> Decision {
+        match self {
+            Appended::New(d) | Appended::Existing(d) => d,
+        }
+    }
+}
+
+/// Group-commit counters since open (for `/metrics` and the tests that
+/// prove batching happens).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Batches that wrote at least one new record.
+    pub batches: u64,
+    /// New records written.
+    pub records: u64,
+    /// Most new records one batch held.
+    pub largest_batch: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+/// State the writer publishes for readers.
+struct Shared {
+    head: Mutex<Head>,
+    stats: Counters,
+}
+
+/// A handle to the open store; clones share it. The last one to drop
+/// stops the writer and closes the database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    audit: sled::Tree,
+    registry: registry::Trees,
+    shared: Arc<Shared>,
+    /// `Option` only so `Drop` can close the channel before joining.
+    tx: Option<mpsc::Sender<writer::Job>>,
+    writer: Option<JoinHandle<()>>,
+    // INVARIANT: last field, so it drops after every sled handle above.
+    _released: LockRelease,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (seq, hash) = self.head();
+        f.debug_struct("Store")
+            .field("head_seq", &seq)
+            .field("head_hash", &hash)
+            .finish()
+    }
+}
+
+/// Appends waiting for the writer; beyond this, callers wait to enqueue.
+const QUEUE: usize = 4096;
+
+impl Store {
+    /// Opens or creates the database in `dir` (creating `dir`), flushing
+    /// every batch. Restores the chain head.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, Options::default())
+    }
+
+    pub fn open_with(dir: &Path, options: Options) -> Result<Store, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: dir.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| {
+            let e = e.to_string();
+            // sled's own message ends in a Rust debug dump; say what it means.
+            if e.contains("could not acquire lock") {
+                open_err("it is in use by another process (or another open store)".into())
+            } else {
+                open_err(e)
+            }
+        })?;
+        let audit = db.open_tree("audit")?;
+        let registry = registry::Trees::open(&db)?;
+        let head = chain::restore_head(&audit)?;
+        let shared = Arc::new(Shared {
+            head: Mutex::new(head.clone()),
+            stats: Counters::default(),
+        });
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = writer::Writer {
+            db: db.clone(),
+            tree: audit.clone(),
+            shared: shared.clone(),
+            rx,
+            flush_each_batch: options.flush_each_batch,
+            head,
+        };
+        let handle = std::thread::Builder::new()
+            .name("verdict-store-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| open_err(format!("starting the writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                audit,
+                registry,
+                shared,
+                tx: Some(tx),
+                writer: Some(handle),
+                _released: LockRelease(dir.join("db")),
+            }),
+        })
+    }
+
+    /// Appends one evaluated decision and resolves once it is on disk
+    /// (with the default options). A decision whose idempotency key is
+    /// already stored is not appended: the stored one comes back as
+    /// [`Appended::Existing`].
+    pub async fn append(&self, eval: Evaluation) -> Result<Appended, StoreError> {
+        let tx = self.inner.tx.as_ref().ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(writer::Job { eval, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Decision>, StoreError> {
+        let Some(seq) = keys::seq_of_id(id) else {
+            return Ok(None);
+        };
+        Ok(load(&self.inner.audit, seq)?.filter(|d| d.id == id))
+    }
+
+    pub fn get_by_seq(&self, seq: u64) -> Result<Option<Decision>, StoreError> {
+        load(&self.inner.audit, seq)
+    }
+
+    pub fn get_by_idempotency_key(&self, key: &str) -> Result<Option<Decision>, StoreError> {
+        match self.inner.audit.get(keys::idempotency(key))? {
+            Some(seq) => load(&self.inner.audit, keys::trailing_seq(&seq).unwrap_or(0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Audit query, newest first.
+    pub fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        query::run(&self.inner.audit, q)
+    }
+
+    /// Up to `limit` decisions in seq order after `after_seq` (exclusive):
+    /// pass the last seq of one call to the next to export everything.
+    pub fn export(&self, after_seq: u64, limit: usize) -> Result<Vec<Decision>, StoreError> {
+        query::export(&self.inner.audit, after_seq, limit)
+    }
+
+    /// Walks the whole chain and reports the first broken link.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        chain::verify(&self.inner.audit)
+    }
+
+    /// Last seq and hash; `(0, GENESIS)` for an empty store.
+    pub fn head(&self) -> (u64, String) {
+        let h = self
+            .inner
+            .shared
+            .head
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        (h.seq, h.hash.clone())
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let c = &self.inner.shared.stats;
+        StoreStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            largest_batch: c.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Forces everything written so far to disk (at shutdown, or when
+    /// opened without per-batch flushes).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it drains the queue;
+        // joining it drops the writer's database handles.
+        self.tx.take();
+        if let Some(handle) = self.writer.take() {
+            let _ = handle.join();
+        }
+        let _ = self.db.flush();
+    }
+}
+
+/// Waits (briefly) until sled's lock on its data file is released.
+///
+/// sled's background IO threads keep the file, and so its exclusive lock,
+/// for a moment after the last handle drops; without this wait, reopening
+/// the directory right after closing it (a restart in tests, a reload)
+/// fails with "could not acquire lock". Closing therefore means closed.
+struct LockRelease(PathBuf);
+
+impl Drop for LockRelease {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match std::fs::File::open(&self.0).map(|f| f.try_lock()) {
+                Ok(Err(std::fs::TryLockError::WouldBlock)) => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                // Acquired (and released with the file), or nothing to wait for.
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The record stored at `seq`, if any.
+fn load(tree: &sled::Tree, seq: u64) -> Result<Option<Decision>, StoreError> {
+    match tree.get(keys::record(seq))? {
+        Some(value) => chain::decode(seq, &value).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Verdict;
+    use fixtures::eval;
+
+    #[tokio::test]
+    async fn append_then_get_returns_the_stored_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        assert_eq!(store.head(), (0, GENESIS.to_string()));
+
+        let Appended::New(d) = store
+            .append(eval("api", "prod", Verdict::Hold))
+            .await
+            .unwrap()
+        else {
+            panic!("first append must be new")
+        };
+        assert_eq!(d.seq, 1);
+        assert_eq!(d.id, "dec-000000000001");
+        assert_eq!(d.verdict, Verdict::Hold);
+        assert_eq!(d.prev_hash, GENESIS);
+        assert_eq!(d.hash.len(), 64);
+        assert_eq!(d.reasons[0].message, "api error rate 0.5% under 1%");
+        assert_eq!(d.request.deployment.service, "api");
+
+        assert_eq!(store.get("dec-000000000001").unwrap(), Some(d.clone()));
+        assert_eq!(store.get_by_seq(1).unwrap(), Some(d.clone()));
+        assert_eq!(store.get("dec-000000000002").unwrap(), None);
+        assert_eq!(
+            store.get("dec-0000000000001").unwrap(),
+            None,
+            "a differently padded id is not an alias"
+        );
+        assert_eq!(store.get("nonsense").unwrap(), None);
+        assert_eq!(store.head(), (1, d.hash.clone()));
+        assert_eq!(
+            store.stats(),
+            StoreStats {
+                batches: 1,
+                records: 1,
+                largest_batch: 1
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn reopen_restores_head_and_the_chain_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut third = None;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for _ in 0..3 {
+                third = Some(
+                    store
+                        .append(eval("api", "prod", Verdict::Promote))
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+        let third = third.unwrap().into_decision();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.head(), (3, third.hash.clone()));
+
+        let fourth = store
+            .append(eval("web", "prod", Verdict::Rollback))
+            .await
+            .unwrap()
+            .into_decision();
+        assert_eq!(fourth.seq, 4);
+        assert_eq!(fourth.prev_hash, third.hash);
+        assert!(fourth.decided_at >= third.decided_at);
+        let report = store.verify().unwrap();
+        assert_eq!(
+            report,
+            VerifyReport {
+                ok: true,
+                checked: 4,
+                head: Some(fourth.hash),
+                broken: None
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn open_twice_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path())
+            .err()
+            .expect("the directory is locked");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot open the store at `{}`: it is in use by another process (or another open store)",
+                dir.path().display()
+            )
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! `misbehave`: a deliberately hostile policy for the host's sandbox tests
+//! (`host/tests/sandbox_limits.rs`). Its settings pick one misbehaviour, so a
+//! single component covers every limit. Not a built-in; never bind it for real.
+//!
+//! `std::hint::black_box` keeps the optimiser from proving a loop or a
+//! recursion pointless and deleting the very thing under test.
+
+use std::hint::black_box;
+
+use serde::Deserialize;
+use verdict_sdk::*;
+
+struct Misbehave;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default = "ok")]
+    mode: String,
+}
+
+fn ok() -> String {
+    "ok".into()
+}
+
+const MODES: &[&str] = &[
+    "ok",
+    "abstain",
+    "err",
+    "trap",
+    "loop",
+    "memory-bomb",
+    "recursion",
+    "huge-reason",
+    "many-reasons",
+    "log-flood",
+];
+
+fn mode(settings: &str) -> Result<String, String> {
+    let s: Settings = parse_settings(settings)?;
+    if MODES.contains(&s.mode.as_str()) {
+        Ok(s.mode)
+    } else {
+        Err(format!("unknown mode `{}`: expected one of {}", s.mode, MODES.join(", ")))
+    }
+}
+
+/// Not a tail call (the `black_box` sits between the call and the addition),
+/// so every level keeps a frame until the stack runs out.
+fn recurse(depth: u64) -> u64 {
+    // An opaque base case, never reached, that the compiler cannot rule out.
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    black_box(recurse(black_box(depth + 1))).wrapping_add(1)
+}
+
+impl Policy for Misbehave {
+    fn describe() -> Info {
+        Info::new(
+            "misbehave",
+            env!("CARGO_PKG_VERSION"),
+            "test-only: misbehaves as its settings' `mode` says",
+        )
+    }
+
+    fn validate_settings(settings: String) -> Result<(), String> {
+        mode(&settings).map(|_| ())
+    }
+
+    fn evaluate(input: Input) -> Result<Outcome, String> {
+        match mode(&input.settings)?.as_str() {
+            "ok" => Ok(Outcome::promote(vec![Reason::new("all good")])),
+            "abstain" => Ok(Outcome::abstain("nothing to judge")),
+            "err" => Err("deliberate failure".into()),
+            "trap" => panic!("deliberate panic"),
+            "loop" => {
+                let mut n = 0u64;
+                loop {
+                    n = black_box(n.wrapping_add(1));
+                }
+            }
+            "memory-bomb" => {
+                // Reserve without writing: the bomb should hit the memory
+                // limit, not burn its fuel on memset first.
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(black_box(Vec::with_capacity(1 << 20)));
+                }
+            }
+            "recursion" => Ok(Outcome::promote(vec![Reason::new(format!(
+                "unreachable: {}",
+                recurse(0)
+            ))])),
+            "huge-reason" => Ok(Outcome::hold(vec![Reason::new("x".repeat(10 << 20))])),
+            "many-reasons" => {
+                // Empty messages allocate nothing: the count is what is tested.
+                let mut reasons = Vec::with_capacity(100_000);
+                reasons.resize_with(100_000, || Reason::new(String::new()));
+                Ok(Outcome::hold(reasons))
+            }
+            "log-flood" => {
+                for i in 0..10_000 {
+                    log::info(&format!("line {i}"));
+                }
+                Ok(Outcome::promote(vec![Reason::new("logged a lot")]))
+            }
+            other => Err(format!("mode `{other}` is validated but not implemented")),
+        }
+    }
+}
+
+verdict_sdk::export!(Misbehave);
