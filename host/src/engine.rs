@@ -29,12 +29,10 @@ pub enum EngineError {
          starting with a letter or digit"
     )]
     InvalidName(String),
-    #[error("policy `{name}` rejected: {source}")]
-    Rejected {
-        name: String,
-        #[source]
-        source: SandboxError,
-    },
+    // The cause is part of the message (not a `source`), so error chains
+    // printed with `{:#}` do not repeat it.
+    #[error("policy `{name}` rejected: {cause}")]
+    Rejected { name: String, cause: SandboxError },
     #[error("unknown policy `{0}`")]
     UnknownPolicy(String),
     #[error("unknown binding `{0}`")]
@@ -180,9 +178,9 @@ impl Engine {
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<CompiledPolicy, EngineError> {
         self.runtime
             .load(bytes, self.cache.as_ref())
-            .map_err(|source| EngineError::Rejected {
+            .map_err(|cause| EngineError::Rejected {
                 name: name.to_string(),
-                source,
+                cause,
             })
     }
 

@@ -414,9 +414,7 @@ mod tests {
     async fn open_twice_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path()).unwrap();
-        let err = Store::open(dir.path())
-            .err()
-            .expect("the directory is locked");
+        let err = Store::open(dir.path()).expect_err("the directory is locked");
         assert_eq!(
             err.to_string(),
             format!(

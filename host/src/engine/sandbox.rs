@@ -275,6 +275,7 @@ impl Runtime {
         };
         let run = self.call(&policy, &Limits::default(), |p, s| p.call_describe(s));
         let info = run.result.map_err(|f| SandboxError::Describe(f.message))?;
+        check_info(&info).map_err(SandboxError::Describe)?;
         let default_settings = serde_json::from_str(&info.default_settings).map_err(|e| {
             SandboxError::Describe(format!("default settings are not valid JSON: {e}"))
         })?;
@@ -432,13 +433,43 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits, fuel: u64
         },
         Some(trap) => PolicyFailure {
             kind: FailureKind::Trap,
-            message: format!("trapped: {trap}"),
+            // Display says "wasm trap: …"; "trapped: wasm trap: …" stutters.
+            message: format!(
+                "trapped: {}",
+                trap.to_string().trim_start_matches("wasm trap: ")
+            ),
         },
         None => PolicyFailure {
             kind: FailureKind::Instantiate,
             message: format!("could not run: {err:#}"),
         },
     }
+}
+
+/// `describe` output is stored with the policy and served in every listing:
+/// bound it like any other policy output.
+fn check_info(info: &t::Info) -> Result<(), String> {
+    const MAX_FIELD: usize = 4096;
+    const MAX_METRICS: usize = 256;
+    const MAX_DEFAULT_SETTINGS: usize = 64 * 1024;
+    if info.name.is_empty() {
+        return Err("returned an empty policy name".into());
+    }
+    for (field, value) in [("name", &info.name), ("version", &info.version), ("summary", &info.summary)] {
+        if value.len() > MAX_FIELD {
+            return Err(format!("returned a {field} of {} bytes, more than {MAX_FIELD}", value.len()));
+        }
+    }
+    if info.metrics.len() > MAX_METRICS || info.metrics.iter().any(|m| m.len() > MAX_FIELD) {
+        return Err(format!("returned more than {MAX_METRICS} metric names, or one longer than {MAX_FIELD} bytes"));
+    }
+    if info.default_settings.len() > MAX_DEFAULT_SETTINGS {
+        return Err(format!(
+            "returned default settings of {} bytes, more than {MAX_DEFAULT_SETTINGS}",
+            info.default_settings.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Enforce the output limits: a policy answering with a flood of reasons is
@@ -465,6 +496,20 @@ fn check_output(outcome: t::Outcome, limits: &Limits) -> Result<t::Outcome, Poli
                 return Err(fail(format!(
                     "returned a reason of {} bytes, more than the limit of {}",
                     r.message.len(),
+                    limits.max_reason_bytes
+                )));
+            }
+            // The metric name is stored with the reason too: unchecked, it
+            // would carry megabytes past the message limit into the record.
+            if let Some(m) = d
+                .reasons
+                .iter()
+                .filter_map(|r| r.metric.as_ref())
+                .find(|m| m.len() > limits.max_reason_bytes as usize)
+            {
+                return Err(fail(format!(
+                    "returned a metric name of {} bytes, more than the limit of {}",
+                    m.len(),
                     limits.max_reason_bytes
                 )));
             }

@@ -23,7 +23,9 @@ impl Policy for DescribeLoop {
     }
 
     fn evaluate(_input: Input) -> Result<Outcome, String> {
-        Ok(Outcome::promote(vec![Reason::new("never reached: describe never returns")]))
+        Ok(Outcome::promote(vec![Reason::new(
+            "never reached: describe never returns",
+        )]))
     }
 }
 

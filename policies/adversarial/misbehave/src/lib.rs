@@ -32,6 +32,8 @@ const MODES: &[&str] = &[
     "memory-bomb",
     "recursion",
     "huge-reason",
+    "huge-metric",
+    "huge-abstain",
     "many-reasons",
     "log-flood",
 ];
@@ -41,7 +43,11 @@ fn mode(settings: &str) -> Result<String, String> {
     if MODES.contains(&s.mode.as_str()) {
         Ok(s.mode)
     } else {
-        Err(format!("unknown mode `{}`: expected one of {}", s.mode, MODES.join(", ")))
+        Err(format!(
+            "unknown mode `{}`: expected one of {}",
+            s.mode,
+            MODES.join(", ")
+        ))
     }
 }
 
@@ -93,6 +99,12 @@ impl Policy for Misbehave {
                 recurse(0)
             ))])),
             "huge-reason" => Ok(Outcome::hold(vec![Reason::new("x".repeat(10 << 20))])),
+            "huge-metric" => Ok(Outcome::hold(vec![Reason::new("short message").on_metric(
+                &"m".repeat(10 << 20),
+                1.0,
+                None,
+            )])),
+            "huge-abstain" => Ok(Outcome::abstain("x".repeat(10 << 20))),
             "many-reasons" => {
                 // Empty messages allocate nothing: the count is what is tested.
                 let mut reasons = Vec::with_capacity(100_000);
