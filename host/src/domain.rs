@@ -271,6 +271,9 @@ pub struct PolicyResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<PolicyFailure>,
     pub duration_us: u64,
+    /// Exact for votes, abstentions, fuel exhaustion and memory failures. A
+    /// lower bound when the deadline or a trap interrupted a loop: wasmtime 48
+    /// keeps the running count in a register it does not save on interrupt.
     pub fuel_used: u64,
     pub limits: Limits,
     /// The binding's settings as evaluated, so a replay can reproduce the

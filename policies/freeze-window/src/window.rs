@@ -158,16 +158,44 @@ impl Window {
     }
 
     /// Instants of the cron matches on local day `d`.
-    fn cron_starts_on<'a>(
-        &'a self,
-        cron: &'a Cron,
-        d: Date,
-    ) -> impl Iterator<Item = Timestamp> + 'a {
-        let on_day = cron.matches_date(d);
-        cron.hours()
-            .filter(move |_| on_day)
-            .flat_map(move |h| cron.minutes().map(move |m| (h, m)))
-            .filter_map(move |(h, m)| self.resolve(d.to_datetime(Time::new(h, m, 0, 0).ok()?)))
+    ///
+    /// Resolving a local time through the zone costs a transition lookup, and a
+    /// busy expression (`* * * * *`) has 1440 matches a day; so on the usual day
+    /// with one offset throughout, each match is the day's midnight plus an
+    /// offset in seconds, and only days with a transition resolve every match.
+    fn cron_starts_on(&self, cron: &Cron, d: Date) -> Vec<Timestamp> {
+        if !cron.matches_date(d) {
+            return Vec::new();
+        }
+        let times = cron
+            .hours()
+            .flat_map(|h| cron.minutes().map(move |m| (h, m)));
+        match self.uniform_day(d) {
+            Some(midnight) => times
+                .filter_map(|(h, m)| {
+                    let secs = i64::from(h) * 3600 + i64::from(m) * 60;
+                    midnight.checked_add(SignedDuration::from_secs(secs)).ok()
+                })
+                .collect(),
+            None => times
+                .filter_map(|(h, m)| self.resolve(d.to_datetime(Time::new(h, m, 0, 0).ok()?)))
+                .collect(),
+        }
+    }
+
+    /// Local midnight of `d` as an instant, if `d` is exactly 24 hours long with
+    /// no offset change from its midnight to the next.
+    fn uniform_day(&self, d: Date) -> Option<Timestamp> {
+        let midnight = self.resolve(d.to_datetime(Time::midnight()))?;
+        let next = self.resolve(d.tomorrow().ok()?.to_datetime(Time::midnight()))?;
+        let exact = self.tz.to_datetime(midnight) == d.to_datetime(Time::midnight());
+        let day_long = next.as_second().checked_sub(midnight.as_second()) == Some(86_400);
+        let no_transition = self
+            .tz
+            .following(midnight)
+            .next()
+            .is_none_or(|t| t.timestamp() >= next);
+        (exact && day_long && no_transition).then_some(midnight)
     }
 
     /// If the latest cron match `m <= now` has `now < m + duration`, its end.
@@ -215,204 +243,4 @@ fn days_forward(from: Date, count: usize) -> impl Iterator<Item = Date> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use jiff::civil::{date, time};
-
-    fn window(zone: &str, schedule: Schedule) -> Window {
-        Window {
-            name: "w".into(),
-            kind: Kind::Deny,
-            zone_name: zone.into(),
-            tz: TimeZone::get(zone).unwrap(),
-            schedule,
-            selector: Selector::default(),
-        }
-    }
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    fn until(w: &Window, now: &str) -> Option<String> {
-        w.active_until(ts(now)).map(|t| t.to_string())
-    }
-
-    const SUNDAY: u8 = 1 << 6;
-
-    #[test]
-    fn spring_forward_window_is_pushed_past_the_gap() {
-        // Berlin 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00Z).
-        let w = window(
-            "Europe/Berlin",
-            Schedule::Weekly {
-                days: SUNDAY,
-                start: time(1, 30, 0, 0),
-                end: time(2, 30, 0, 0),
-                end_next_day: false,
-            },
-        );
-        assert_eq!(until(&w, "2026-03-29T00:15:00Z"), None); // 01:15 CET
-        assert_eq!(
-            until(&w, "2026-03-29T00:30:00Z").as_deref(),
-            Some("2026-03-29T01:30:00Z")
-        );
-        assert_eq!(
-            until(&w, "2026-03-29T01:15:00Z").as_deref(),
-            Some("2026-03-29T01:30:00Z")
-        ); // 03:15 CEST
-        assert_eq!(until(&w, "2026-03-29T01:30:00Z"), None); // 03:30 CEST
-    }
-
-    #[test]
-    fn fall_back_window_covers_the_repeated_hour() {
-        // Berlin 2026-10-25: 03:00 CEST falls back to 02:00 CET (01:00Z).
-        let w = window(
-            "Europe/Berlin",
-            Schedule::Weekly {
-                days: SUNDAY,
-                start: time(2, 0, 0, 0),
-                end: time(3, 0, 0, 0),
-                end_next_day: false,
-            },
-        );
-        assert_eq!(until(&w, "2026-10-24T23:59:00Z"), None); // 01:59 CEST
-        assert_eq!(
-            until(&w, "2026-10-25T00:30:00Z").as_deref(),
-            Some("2026-10-25T02:00:00Z")
-        ); // 02:30 CEST
-        assert_eq!(
-            until(&w, "2026-10-25T01:30:00Z").as_deref(),
-            Some("2026-10-25T02:00:00Z")
-        ); // 02:30 CET
-        assert_eq!(until(&w, "2026-10-25T02:00:00Z"), None); // 03:00 CET
-    }
-
-    #[test]
-    fn window_ending_in_the_repeated_hour_ends_at_its_first_occurrence() {
-        let w = window(
-            "Europe/Berlin",
-            Schedule::Weekly {
-                days: SUNDAY,
-                start: time(1, 0, 0, 0),
-                end: time(2, 30, 0, 0),
-                end_next_day: false,
-            },
-        );
-        assert!(w.active_until(ts("2026-10-25T00:15:00Z")).is_some()); // 02:15 CEST
-        assert_eq!(until(&w, "2026-10-25T01:15:00Z"), None); // 02:15 CET, second pass
-    }
-
-    #[test]
-    fn span_midnight_belongs_to_the_start_day() {
-        // Fridays 22:00 → Saturday 06:00, New York.
-        let w = window(
-            "America/New_York",
-            Schedule::Weekly {
-                days: 1 << 4,
-                start: time(22, 0, 0, 0),
-                end: time(6, 0, 0, 0),
-                end_next_day: true,
-            },
-        );
-        assert!(w.active_until(ts("2026-03-28T09:00:00Z")).is_some()); // Sat 05:00 EDT
-        assert_eq!(until(&w, "2026-03-28T10:00:00Z"), None); // Sat 06:00 EDT
-        assert_eq!(until(&w, "2026-03-29T03:00:00Z"), None); // Sat 23:00: Saturday is not listed
-        assert_eq!(
-            w.next_start(ts("2026-03-28T10:00:00Z"))
-                .map(|t| t.to_string())
-                .as_deref(),
-            Some("2026-04-04T02:00:00Z")
-        );
-    }
-
-    #[test]
-    fn cron_window_with_duration_across_dst() {
-        // Every Saturday 20:00 for 10h, Berlin: on 2026-03-28 the 10 real hours end at 07:00 CEST.
-        let w = window(
-            "Europe/Berlin",
-            Schedule::Cron {
-                cron: Cron::parse("0 20 * * sat").unwrap(),
-                duration: SignedDuration::from_hours(10),
-            },
-        );
-        assert_eq!(
-            until(&w, "2026-03-29T04:59:00Z").as_deref(),
-            Some("2026-03-29T05:00:00Z")
-        );
-        assert_eq!(until(&w, "2026-03-29T05:00:00Z"), None);
-        assert_eq!(until(&w, "2026-03-28T18:59:00Z"), None);
-        // A 7-day cron window is found from its last minute.
-        let w = window(
-            "UTC",
-            Schedule::Cron {
-                cron: Cron::parse("0 0 1 * *").unwrap(),
-                duration: SignedDuration::from_hours(168),
-            },
-        );
-        assert_eq!(
-            until(&w, "2026-05-07T23:59:00Z").as_deref(),
-            Some("2026-05-08T00:00:00Z")
-        );
-        assert_eq!(until(&w, "2026-05-08T00:00:00Z"), None);
-        assert_eq!(
-            w.next_start(ts("2026-05-08T00:00:00Z"))
-                .map(|t| t.to_string()),
-            None // next 1st is beyond the lookahead
-        );
-    }
-
-    #[test]
-    fn cron_start_in_the_gap_moves_forward() {
-        let w = window(
-            "Europe/Berlin",
-            Schedule::Cron {
-                cron: Cron::parse("30 2 * * *").unwrap(),
-                duration: SignedDuration::from_mins(30),
-            },
-        );
-        // 02:30 does not exist on 2026-03-29: the window runs 03:30–04:00 CEST.
-        assert_eq!(
-            until(&w, "2026-03-29T01:45:00Z").as_deref(),
-            Some("2026-03-29T02:00:00Z")
-        );
-        assert_eq!(until(&w, "2026-03-29T00:45:00Z"), None);
-    }
-
-    #[test]
-    fn one_off_dates() {
-        let w = window(
-            "Europe/Berlin",
-            Schedule::Dates {
-                from: date(2026, 12, 20).at(0, 0, 0, 0),
-                to: date(2027, 1, 3).at(0, 0, 0, 0),
-            },
-        );
-        assert_eq!(until(&w, "2026-12-19T22:59:59Z"), None);
-        assert_eq!(
-            until(&w, "2026-12-19T23:00:00Z").as_deref(),
-            Some("2027-01-02T23:00:00Z")
-        );
-        assert_eq!(
-            w.next_start(ts("2026-12-01T00:00:00Z"))
-                .map(|t| t.to_string())
-                .as_deref(),
-            Some("2026-12-19T23:00:00Z")
-        );
-    }
-
-    #[test]
-    fn calendar_edges_do_not_panic() {
-        let w = window(
-            "Pacific/Kiritimati",
-            Schedule::Cron {
-                cron: Cron::parse("* * * * *").unwrap(),
-                duration: SignedDuration::from_hours(168),
-            },
-        );
-        for t in [Timestamp::MIN, Timestamp::MAX] {
-            let _ = w.active_until(t);
-            let _ = w.next_start(t);
-        }
-    }
-}
+mod tests;

@@ -86,7 +86,7 @@ fn to_input(doc: &Value) -> Result<Input, String> {
     let s = |v: &Value| v.as_str().map(String::from);
     let list = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|x| s(x)).collect())
+            .map(|a| a.iter().filter_map(&s).collect())
             .unwrap_or_default()
     };
     let nums = |v: &Value| -> Vec<f64> {
