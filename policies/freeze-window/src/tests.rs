@@ -270,28 +270,3 @@ fn a_full_calendar_of_busy_cron_windows() {
         o.messages()
     );
 }
-
-#[test]
-fn zz_profile() {
-    let windows: Vec<String> = (0..64).map(|i| format!(r#"{{"name":"w{i}","timezone":"Europe/Berlin","cron":{{"expr":"* * * * *","duration":"7d"}}}}"#)).collect();
-    let s = format!(r#"{{"windows":[{}]}}"#, windows.join(","));
-    let t = std::time::Instant::now();
-    for _ in 0..10 { settings::compile(&s).unwrap(); }
-    eprintln!("compile x10: {:?}", t.elapsed());
-    let c = settings::compile(&s).unwrap();
-    let i = input("production", &[], "2026-03-29T01:15:00Z", &s);
-    let t = std::time::Instant::now();
-    for _ in 0..10 { decide(&i, &c); }
-    eprintln!("decide x10: {:?}", t.elapsed());
-    let now: Timestamp = "2026-03-29T01:15:00Z".parse().unwrap();
-    let w = &c.windows[0];
-    let t = std::time::Instant::now();
-    for _ in 0..1000 { let _ = w.tz.to_datetime(now); }
-    eprintln!("to_datetime x1000: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    for _ in 0..1000 { let _ = w.tz.to_timestamp(jiff::civil::date(2026,3,27).at(1,2,0,0)); }
-    eprintln!("to_timestamp x1000: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    for _ in 0..1000 { let _ = w.tz.following(now).next(); }
-    eprintln!("following x1000: {:?}", t.elapsed());
-}

@@ -112,18 +112,18 @@ impl Window {
             Schedule::Dates { from, .. } => self.resolve(*from).filter(|s| *s > now),
             Schedule::Cron { cron, .. } => {
                 let mut best: Option<Timestamp> = None;
+                let mut found_on: Option<Date> = None;
                 for d in days_forward(start, LOOKAHEAD_DAYS + 1) {
                     // Starts are in civil order except around a gap, so one more
                     // day after the first hit settles the minimum.
-                    if best
-                        .is_some_and(|b| self.tz.to_datetime(b).date() < d.yesterday().unwrap_or(d))
-                    {
+                    if found_on.is_some_and(|f| d > f.tomorrow().unwrap_or(f)) {
                         break;
                     }
-                    for s in self.cron_starts_on(cron, d) {
-                        if s > now && best.is_none_or(|b| s < b) {
+                    if let Some(s) = self.first_start_on(cron, d, now) {
+                        if best.is_none_or(|b| s < b) {
                             best = Some(s);
                         }
+                        found_on.get_or_insert(d);
                     }
                 }
                 best
@@ -157,47 +157,6 @@ impl Window {
         ))
     }
 
-    /// Instants of the cron matches on local day `d`.
-    ///
-    /// Resolving a local time through the zone costs a transition lookup, and a
-    /// busy expression (`* * * * *`) has 1440 matches a day; so on the usual day
-    /// with one offset throughout, each match is the day's midnight plus an
-    /// offset in seconds, and only days with a transition resolve every match.
-    fn cron_starts_on(&self, cron: &Cron, d: Date) -> Vec<Timestamp> {
-        if !cron.matches_date(d) {
-            return Vec::new();
-        }
-        let times = cron
-            .hours()
-            .flat_map(|h| cron.minutes().map(move |m| (h, m)));
-        match self.uniform_day(d) {
-            Some(midnight) => times
-                .filter_map(|(h, m)| {
-                    let secs = i64::from(h) * 3600 + i64::from(m) * 60;
-                    midnight.checked_add(SignedDuration::from_secs(secs)).ok()
-                })
-                .collect(),
-            None => times
-                .filter_map(|(h, m)| self.resolve(d.to_datetime(Time::new(h, m, 0, 0).ok()?)))
-                .collect(),
-        }
-    }
-
-    /// Local midnight of `d` as an instant, if `d` is exactly 24 hours long with
-    /// no offset change from its midnight to the next.
-    fn uniform_day(&self, d: Date) -> Option<Timestamp> {
-        let midnight = self.resolve(d.to_datetime(Time::midnight()))?;
-        let next = self.resolve(d.tomorrow().ok()?.to_datetime(Time::midnight()))?;
-        let exact = self.tz.to_datetime(midnight) == d.to_datetime(Time::midnight());
-        let day_long = next.as_second().checked_sub(midnight.as_second()) == Some(86_400);
-        let no_transition = self
-            .tz
-            .following(midnight)
-            .next()
-            .is_none_or(|t| t.timestamp() >= next);
-        (exact && day_long && no_transition).then_some(midnight)
-    }
-
     /// If the latest cron match `m <= now` has `now < m + duration`, its end.
     /// (All occurrences last the same, so no earlier match can reach further.)
     /// The backward search covers the duration (at most 7 days) plus slack for
@@ -219,17 +178,97 @@ impl Window {
             if found_on.is_some_and(|f| d < f.yesterday().unwrap_or(f)) {
                 break;
             }
-            for s in self.cron_starts_on(cron, d) {
-                if s <= now && latest.is_none_or(|l| s > l) {
+            if let Some(s) = self.last_start_on(cron, d, now) {
+                if latest.is_none_or(|l| s > l) {
                     latest = Some(s);
-                    found_on.get_or_insert(d);
                 }
+                found_on.get_or_insert(d);
             }
         }
         latest
             .and_then(|m| m.checked_add(duration).ok())
             .filter(|end| now < *end)
     }
+
+    /// The latest cron start on local day `d` that is not after `now`.
+    ///
+    /// Resolving a local time through the zone costs a transition lookup, and a
+    /// busy expression (`* * * * *`) has 1440 matches a day; so on the usual day,
+    /// with one offset throughout, starts are midnight plus seconds, in order, and
+    /// the search stops at the first hit. Only a day with a transition resolves
+    /// every match.
+    fn last_start_on(&self, cron: &Cron, d: Date, now: Timestamp) -> Option<Timestamp> {
+        if !cron.matches_date(d) {
+            return None;
+        }
+        match self.uniform_day(d) {
+            Some(midnight) if midnight > now => None,
+            Some(midnight) => cron
+                .hours()
+                .rev()
+                // Skip whole hours that start after `now`.
+                .filter(|h| after_midnight(midnight, *h, 0).is_some_and(|t| t <= now))
+                .flat_map(|h| cron.minutes().rev().map(move |m| (h, m)))
+                .filter_map(|(h, m)| after_midnight(midnight, h, m))
+                .find(|s| *s <= now),
+            None => self
+                .resolve_all(cron, d)
+                .into_iter()
+                .filter(|s| *s <= now)
+                .max(),
+        }
+    }
+
+    /// The earliest cron start on local day `d` after `now` (see [`Self::last_start_on`]).
+    fn first_start_on(&self, cron: &Cron, d: Date, now: Timestamp) -> Option<Timestamp> {
+        if !cron.matches_date(d) {
+            return None;
+        }
+        match self.uniform_day(d) {
+            Some(midnight) if after_midnight(midnight, 24, 0).is_none_or(|end| end <= now) => None,
+            Some(midnight) => cron
+                .hours()
+                // Skip whole hours that end by `now`.
+                .filter(|h| after_midnight(midnight, *h, 59).is_some_and(|t| t > now))
+                .flat_map(|h| cron.minutes().map(move |m| (h, m)))
+                .filter_map(|(h, m)| after_midnight(midnight, h, m))
+                .find(|s| *s > now),
+            None => self
+                .resolve_all(cron, d)
+                .into_iter()
+                .filter(|s| *s > now)
+                .min(),
+        }
+    }
+
+    /// Every cron match on local day `d`, each resolved through the zone.
+    fn resolve_all(&self, cron: &Cron, d: Date) -> Vec<Timestamp> {
+        cron.hours()
+            .flat_map(|h| cron.minutes().map(move |m| (h, m)))
+            .filter_map(|(h, m)| self.resolve(d.to_datetime(Time::new(h, m, 0, 0).ok()?)))
+            .collect()
+    }
+
+    /// Local midnight of `d` as an instant, if `d` is exactly 24 hours long with
+    /// no offset change from its midnight to the next.
+    fn uniform_day(&self, d: Date) -> Option<Timestamp> {
+        let midnight = self.resolve(d.to_datetime(Time::midnight()))?;
+        let next = self.resolve(d.tomorrow().ok()?.to_datetime(Time::midnight()))?;
+        let exact = self.tz.to_datetime(midnight) == d.to_datetime(Time::midnight());
+        let day_long = next.as_second().checked_sub(midnight.as_second()) == Some(86_400);
+        let no_transition = self
+            .tz
+            .following(midnight)
+            .next()
+            .is_none_or(|t| t.timestamp() >= next);
+        (exact && day_long && no_transition).then_some(midnight)
+    }
+}
+
+/// `h:m` on a day with one offset throughout, from its midnight.
+fn after_midnight(midnight: Timestamp, h: i8, m: i8) -> Option<Timestamp> {
+    let secs = i64::from(h) * 3600 + i64::from(m) * 60;
+    midnight.checked_add(SignedDuration::from_secs(secs)).ok()
 }
 
 /// `from`, the day before, … (`count` days in all, fewer at the calendar's edge).
