@@ -209,14 +209,7 @@ impl Engine {
         if !valid_name(name) {
             return Err(EngineError::InvalidName(name.to_string()));
         }
-        let meta = PolicyMeta {
-            name: name.to_string(),
-            digest: compiled.digest.clone(),
-            version: compiled.info.version.clone(),
-            size: compiled.size,
-            info: compiled.info.clone(),
-            uploaded_at,
-        };
+        let meta = compiled.meta(name, uploaded_at);
         self.update(|set| {
             set.by_digest.insert(compiled.digest.clone(), compiled.clone());
             set.policies.insert(name.to_string(), meta.clone());

@@ -261,15 +261,8 @@ impl App {
         .await
         .map_err(|e| ServiceError::Internal(format!("compile task failed: {e}")))??;
         let now = Timestamp::now();
-        let meta = PolicyMeta {
-            name: name.to_string(),
-            digest: compiled.digest.clone(),
-            version: compiled.info.version.clone(),
-            size: compiled.size,
-            info: compiled.info.clone(),
-            uploaded_at: now,
-        };
-        self.store.put_policy(&meta, &bytes)?;
+        // Persist before activating: an acknowledged upload survives a restart.
+        self.store.put_policy(&compiled.meta(name, now), &bytes)?;
         Ok(self.engine.register(name, compiled, now)?)
     }
 

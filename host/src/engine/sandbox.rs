@@ -16,7 +16,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::cache::ArtifactCache;
 use super::wit::{self, t, Level, Policy, PolicyPre};
-use crate::domain::{FailureKind, Limits, PolicyFailure, PolicyInfo};
+use crate::domain::{FailureKind, Limits, PolicyFailure, PolicyInfo, PolicyMeta};
 
 /// How often the epoch advances: the granularity of wall-clock deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -152,6 +152,20 @@ pub struct CompiledPolicy {
     pub info: PolicyInfo,
     pub size: u64,
     pre: PolicyPre<HostState>,
+}
+
+impl CompiledPolicy {
+    /// The registry entry for this component registered as `name`.
+    pub fn meta(&self, name: &str, uploaded_at: jiff::Timestamp) -> PolicyMeta {
+        PolicyMeta {
+            name: name.to_string(),
+            digest: self.digest.clone(),
+            version: self.info.version.clone(),
+            size: self.size,
+            info: self.info.clone(),
+            uploaded_at,
+        }
+    }
 }
 
 impl std::fmt::Debug for CompiledPolicy {
