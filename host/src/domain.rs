@@ -2,6 +2,7 @@
 //! store keeps. These (not the WIT-generated types) are serialized everywhere;
 //! the engine converts them at the sandbox boundary.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use jiff::Timestamp;
@@ -140,6 +141,10 @@ pub struct DecisionRequest {
     /// A repeated request with the same key returns the stored decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Free-form arguments from the deploy tool (e.g. Argo's `args`: hashes,
+    /// namespace …), recorded with the decision. Policies do not see them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
 }
 
 /// One line of explanation: which policy said what, about which metric.

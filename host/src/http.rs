@@ -2,12 +2,14 @@
 //!
 //! - this file: the route table (one filter per route) and [`serve`].
 //! - [`handlers`]: plain async functions, one per route.
+//! - [`integrations`]: the Argo Rollouts and Flagger front doors.
 //! - [`auth`]: bearer tokens with roles.
 //! - [`errors`]: the one mapping from errors and rejections to JSON bodies.
 
 pub mod auth;
 pub mod errors;
 pub mod handlers;
+pub mod integrations;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -260,6 +262,31 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             timed(&ctx, handlers::delete_freeze(ctx.app.clone(), id)).await
         });
 
+    // POST /v1/integrations/argo: always 200, even for a refused body
+    // (Argo aborts a rollout after a few non-2xx answers; a hold pauses it).
+    let argo = warp::post()
+        .and(v1.and(warp::path!("integrations" / "argo")))
+        .and(c())
+        .and(role(&ctx, Role::Decide))
+        .and(warp::body::stream())
+        .then(|ctx: Ctx, _c: Caller, stream| async move {
+            let body = collect_body(stream, ctx.max_body).await.map_err(|r: Rejection| {
+                r.find::<ApiError>()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_else(|| "cannot read the request body".into())
+            });
+            integrations::argo(ctx.app.clone(), body, ctx.timeout).await
+        });
+    // POST /v1/integrations/flagger/{gate}
+    let flagger = warp::post()
+        .and(v1.and(warp::path!("integrations" / "flagger" / String)))
+        .and(c())
+        .and(role(&ctx, Role::Decide))
+        .and(body(ctx.max_body))
+        .and_then(|gate: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
+            timed(&ctx, integrations::flagger(ctx.app.clone(), gate, b)).await
+        });
+
     // GET /healthz, GET /readyz
     let healthz = warp::get()
         .and(warp::path("healthz"))
@@ -290,6 +317,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         create_freeze.boxed(),
         list_freezes.boxed(),
         delete_freeze.boxed(),
+        argo.boxed(),
+        flagger.boxed(),
         healthz.boxed(),
         readyz.boxed(),
     ];

@@ -152,6 +152,7 @@ fn build_request(args: &DecideArgs) -> anyhow::Result<DecisionRequest> {
             metrics: Vec::new(),
             time: None,
             idempotency_key: None,
+            args: Default::default(),
         },
     };
     for v in &args.values {

@@ -51,6 +51,7 @@ pub(super) fn eval(service: &str, environment: &str, verdict: Verdict) -> Evalua
             }],
             time: Some("2025-01-02T03:04:05Z".parse().unwrap()),
             idempotency_key: None,
+            args: Default::default(),
         },
         freezes: Vec::new(),
     }
