@@ -23,7 +23,11 @@ use clap::{Parser, Subcommand};
 use crate::engine::Engine;
 
 #[derive(Debug, Parser)]
-#[command(name = "verdict", version, about = "Deployment policy engine: promote, hold, rollback or freeze")]
+#[command(
+    name = "verdict",
+    version,
+    about = "Deployment policy engine: promote, hold, rollback or freeze"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

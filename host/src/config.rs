@@ -139,7 +139,10 @@ impl Config {
                 )));
             }
             if t.roles.is_empty() {
-                return Err(ConfigError::Invalid(format!("token `{}` has no roles", t.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "token `{}` has no roles",
+                    t.name
+                )));
             }
         }
         if self.tokens.is_empty() && !self.listen.ip().is_loopback() {
@@ -179,13 +182,18 @@ mod tests {
             sha256: "s3cret".into(),
             roles: vec![Role::Decide],
         });
-        assert!(c.validate().unwrap_err().to_string().contains("64 hex digits"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("64 hex digits"));
     }
 
     #[test]
     fn env_tokens_parse() {
         let hash = "a".repeat(64);
-        let t = Config::tokens_from_env(&format!("ci:{hash}:decide+read, ops:{hash}:admin")).unwrap();
+        let t =
+            Config::tokens_from_env(&format!("ci:{hash}:decide+read, ops:{hash}:admin")).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].roles, vec![Role::Decide, Role::Read]);
         assert_eq!(t[1].name, "ops");
@@ -197,7 +205,11 @@ mod tests {
     fn toml_file_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("verdict.toml");
-        std::fs::write(&p, "listen = \"127.0.0.1:9999\"\nbuiltin_policies = false\n").unwrap();
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:9999\"\nbuiltin_policies = false\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&p)).unwrap();
         assert_eq!(c.listen.port(), 9999);
         assert!(!c.builtin_policies);

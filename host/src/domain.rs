@@ -331,7 +331,10 @@ pub struct Selector {
 impl Selector {
     pub fn matches(&self, d: &Deployment) -> bool {
         self.service.as_deref().is_none_or(|s| s == d.service)
-            && self.environment.as_deref().is_none_or(|e| e == d.environment)
+            && self
+                .environment
+                .as_deref()
+                .is_none_or(|e| e == d.environment)
     }
 }
 

@@ -20,7 +20,9 @@ use jiff::Timestamp;
 pub use cache::ArtifactCache;
 pub use sandbox::{digest_of, CompiledPolicy, Runtime, SandboxError};
 
-use crate::domain::{Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult};
+use crate::domain::{
+    Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -118,7 +120,12 @@ impl ActiveSet {
                 }
                 digest.to_string()
             }
-            None => self.policies.get(reference).ok_or_else(unknown)?.digest.clone(),
+            None => self
+                .policies
+                .get(reference)
+                .ok_or_else(unknown)?
+                .digest
+                .clone(),
         };
         self.by_digest.get(&digest).cloned().ok_or_else(unknown)
     }
@@ -160,7 +167,10 @@ impl Engine {
 
     /// The current active set; hold on to it for a consistent view.
     pub fn snapshot(&self) -> Arc<ActiveSet> {
-        self.active.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn update<R>(
@@ -211,7 +221,8 @@ impl Engine {
         }
         let meta = compiled.meta(name, uploaded_at);
         self.update(|set| {
-            set.by_digest.insert(compiled.digest.clone(), compiled.clone());
+            set.by_digest
+                .insert(compiled.digest.clone(), compiled.clone());
             set.policies.insert(name.to_string(), meta.clone());
             // Bindings that follow this name pick up the new version now.
             for b in set.bindings.values_mut() {

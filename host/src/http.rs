@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use warp::http::StatusCode;
 use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -78,8 +78,12 @@ where
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read body: {e}"))
-                .reject()
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("cannot read body: {e}"),
+            )
+            .reject()
         })?;
         if buf.len() as u64 + chunk.remaining() as u64 > limit {
             return Err(ApiError::new(
@@ -270,11 +274,13 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(role(&ctx, Role::Decide))
         .and(warp::body::stream())
         .then(|ctx: Ctx, _c: Caller, stream| async move {
-            let body = collect_body(stream, ctx.max_body).await.map_err(|r: Rejection| {
-                r.find::<ApiError>()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_else(|| "cannot read the request body".into())
-            });
+            let body = collect_body(stream, ctx.max_body)
+                .await
+                .map_err(|r: Rejection| {
+                    r.find::<ApiError>()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_else(|| "cannot read the request body".into())
+                });
             integrations::argo(ctx.app.clone(), body, ctx.timeout).await
         });
     // POST /v1/integrations/flagger/{gate}

@@ -124,7 +124,8 @@ impl App {
                         meta.name, meta.digest
                     ))
                 })?;
-                self.engine.add_policy(&meta.name, &bytes, meta.uploaded_at)?;
+                self.engine
+                    .add_policy(&meta.name, &bytes, meta.uploaded_at)?;
             }
             for (name, binding) in self.store.bindings()? {
                 // A pinned digest may not be any name's current version.
@@ -219,7 +220,11 @@ impl App {
             refs.iter()
                 .map(|r| {
                     let policy = set.resolve(r)?;
-                    Ok(ActiveBinding::new(&policy.info.name.clone(), adhoc(r), policy))
+                    Ok(ActiveBinding::new(
+                        &policy.info.name.clone(),
+                        adhoc(r),
+                        policy,
+                    ))
                 })
                 .collect::<Result<_, EngineError>>()?
         } else {
@@ -296,7 +301,9 @@ impl App {
     ) -> Result<Freeze, ServiceError> {
         let now = Timestamp::now();
         if reason.trim().is_empty() {
-            return Err(ServiceError::InvalidRequest("a freeze needs a `reason`".into()));
+            return Err(ServiceError::InvalidRequest(
+                "a freeze needs a `reason`".into(),
+            ));
         }
         if until <= now {
             return Err(ServiceError::InvalidRequest(format!(
@@ -305,7 +312,10 @@ impl App {
         }
         let n = self.freeze_counter.fetch_add(1, Ordering::Relaxed);
         let seed = format!("{}|{n}|{reason}", now.as_nanosecond());
-        let id = format!("frz-{}", &hex::encode(Sha256::digest(seed.as_bytes()))[..12]);
+        let id = format!(
+            "frz-{}",
+            &hex::encode(Sha256::digest(seed.as_bytes()))[..12]
+        );
         let freeze = Freeze {
             id,
             selector,
@@ -381,7 +391,10 @@ fn diff(before: &[PolicyResult], after: &[PolicyResult]) -> Vec<PolicyDiff> {
             });
         }
     }
-    for a in after.iter().filter(|a| !before.iter().any(|b| b.binding == a.binding)) {
+    for a in after
+        .iter()
+        .filter(|a| !before.iter().any(|b| b.binding == a.binding))
+    {
         out.push(PolicyDiff {
             binding: a.binding.clone(),
             before: None,
@@ -416,7 +429,9 @@ pub fn validate_request(req: &DecisionRequest) -> Result<(), ServiceError> {
     }
     if let Some(p) = req.deployment.traffic_percent {
         if !(0.0..=100.0).contains(&p) {
-            return bad(format!("`deployment.traffic_percent` must be 0 to 100, got {p}"));
+            return bad(format!(
+                "`deployment.traffic_percent` must be 0 to 100, got {p}"
+            ));
         }
     }
     if let Some(key) = &req.idempotency_key {

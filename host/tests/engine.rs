@@ -43,13 +43,21 @@ fn embedded_builtins_pass_their_own_fixtures() {
     let engine = shared();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for b in &BUILTINS {
-        let policy = Arc::new(engine.compile(b.name, b.component).expect("built-in compiles"));
+        let policy = Arc::new(
+            engine
+                .compile(b.name, b.component)
+                .expect("built-in compiles"),
+        );
         assert_eq!(policy.info.name, b.name, "describe() names the policy");
         let summary = fixtures::run_dir(engine, policy, &root.join(b.fixtures)).expect("fixtures");
         let failures: Vec<String> = summary
             .runs
             .iter()
-            .filter_map(|r| r.failure.as_ref().map(|f| format!("{}: {f}", r.file.display())))
+            .filter_map(|r| {
+                r.failure
+                    .as_ref()
+                    .map(|f| format!("{}: {f}", r.file.display()))
+            })
             .collect();
         assert!(failures.is_empty(), "{}: {failures:#?}", b.name);
         assert!(summary.passed() >= 8, "{} has at least 8 fixtures", b.name);
@@ -69,11 +77,17 @@ fn combination_rules_with_real_components() {
     assert!(e.reasons[0].message.contains("no policy is bound"));
 
     // Only an abstention: hold, and the record says the policy abstained.
-    engine.put_binding("quiet", misbehave("abstain", "m")).unwrap();
+    engine
+        .put_binding("quiet", misbehave("abstain", "m"))
+        .unwrap();
     let e = engine.evaluate(req.clone(), at);
     assert_eq!(e.verdict, Verdict::Hold);
     assert!(e.policies[0].abstained.is_some());
-    assert!(e.reasons[0].message.contains("1 abstained"), "{:?}", e.reasons);
+    assert!(
+        e.reasons[0].message.contains("1 abstained"),
+        "{:?}",
+        e.reasons
+    );
 
     // One enforcing promote: promote.
     engine.put_binding("yes", misbehave("ok", "m")).unwrap();
@@ -134,8 +148,12 @@ fn manual_freeze_applies_in_scope_until_it_expires() {
         created_at: at,
         created_by: None,
     };
-    engine.put_freeze(freeze("f1", at + jiff::SignedDuration::from_hours(1))).unwrap();
-    engine.put_freeze(freeze("expired", at - jiff::SignedDuration::from_hours(1))).unwrap();
+    engine
+        .put_freeze(freeze("f1", at + jiff::SignedDuration::from_hours(1)))
+        .unwrap();
+    engine
+        .put_freeze(freeze("expired", at - jiff::SignedDuration::from_hours(1)))
+        .unwrap();
     let api = request(serde_json::json!({"deployment": {"service": "api", "environment": "prod"}}));
     let web = request(serde_json::json!({"deployment": {"service": "web", "environment": "prod"}}));
     let e = engine.evaluate(api.clone(), at);
@@ -153,23 +171,41 @@ fn bad_upload_never_replaces_a_good_policy_and_pins_hold() {
     let at = now();
     let thresholds = BUILTINS.iter().find(|b| b.name == "thresholds").unwrap();
     let first = engine.add_policy("gate", MISBEHAVE, at).unwrap();
-    engine.put_binding("follows", misbehave("ok", "gate")).unwrap();
+    engine
+        .put_binding("follows", misbehave("ok", "gate"))
+        .unwrap();
     let pinned = format!("gate@{}", first.digest);
-    engine.put_binding("pinned", misbehave("ok", &pinned)).unwrap();
+    engine
+        .put_binding("pinned", misbehave("ok", &pinned))
+        .unwrap();
 
     // Garbage and a core module are refused; the good version stays current.
-    let err = engine.add_policy("gate", b"not wasm at all", at).unwrap_err();
+    let err = engine
+        .add_policy("gate", b"not wasm at all", at)
+        .unwrap_err();
     assert!(matches!(err, EngineError::Rejected { .. }), "{err}");
-    let err = engine.add_policy("gate", b"\0asm\x01\0\0\0", at).unwrap_err();
+    let err = engine
+        .add_policy("gate", b"\0asm\x01\0\0\0", at)
+        .unwrap_err();
     assert!(err.to_string().contains("verdict policy build"), "{err}");
-    assert_eq!(engine.snapshot().policy("gate").unwrap().digest, first.digest);
+    assert_eq!(
+        engine.snapshot().policy("gate").unwrap().digest,
+        first.digest
+    );
 
     // A good re-upload swaps the name-following binding, not the pinned one.
     let second = engine.add_policy("gate", thresholds.component, at).unwrap();
     assert_ne!(second.digest, first.digest);
     let req = request(serde_json::json!({"deployment": {"service": "a", "environment": "b"}}));
     let e = engine.evaluate(req, at);
-    let digest_of = |b: &str| e.policies.iter().find(|p| p.binding == b).unwrap().digest.clone();
+    let digest_of = |b: &str| {
+        e.policies
+            .iter()
+            .find(|p| p.binding == b)
+            .unwrap()
+            .digest
+            .clone()
+    };
     assert_eq!(digest_of("follows"), second.digest);
     assert_eq!(digest_of("pinned"), first.digest);
 }
@@ -179,14 +215,18 @@ fn bindings_are_validated_before_they_take_effect() {
     let engine = Engine::new(None).unwrap();
     let at = now();
     let thresholds = BUILTINS.iter().find(|b| b.name == "thresholds").unwrap();
-    engine.add_policy("thresholds", thresholds.component, at).unwrap();
+    engine
+        .add_policy("thresholds", thresholds.component, at)
+        .unwrap();
     let bad_settings = Binding {
         settings: serde_json::json!({"rules": "not a list"}),
         ..default_binding("thresholds")
     };
     let err = engine.put_binding("t", bad_settings).unwrap_err();
     assert!(matches!(err, EngineError::InvalidSettings { .. }), "{err}");
-    let err = engine.put_binding("t", default_binding("nope")).unwrap_err();
+    let err = engine
+        .put_binding("t", default_binding("nope"))
+        .unwrap_err();
     assert!(matches!(err, EngineError::UnknownPolicy(_)), "{err}");
     let mut zero_fuel = default_binding("thresholds");
     zero_fuel.limits.fuel = 0;
@@ -195,12 +235,16 @@ fn bindings_are_validated_before_they_take_effect() {
         EngineError::InvalidBinding(..)
     ));
     assert!(matches!(
-        engine.put_binding("Bad Name", default_binding("thresholds")).unwrap_err(),
+        engine
+            .put_binding("Bad Name", default_binding("thresholds"))
+            .unwrap_err(),
         EngineError::InvalidName(_)
     ));
     assert_eq!(engine.snapshot().bindings().count(), 0);
     // Deleting a bound policy is refused with the binding's name.
-    engine.put_binding("t", default_binding("thresholds")).unwrap();
+    engine
+        .put_binding("t", default_binding("thresholds"))
+        .unwrap();
     let err = engine.remove_policy("thresholds").unwrap_err();
     assert!(err.to_string().contains("`t`"), "{err}");
 }
@@ -221,6 +265,8 @@ fn evaluation_is_deterministic_for_replay() {
     assert_eq!(a.verdict, Verdict::Rollback, "{:?}", a.reasons);
     assert_eq!(a.verdict, b.verdict);
     assert_eq!(a.reasons, b.reasons);
-    let fuel = |e: &verdict::domain::Evaluation| e.policies.iter().map(|p| p.fuel_used).collect::<Vec<_>>();
+    let fuel = |e: &verdict::domain::Evaluation| {
+        e.policies.iter().map(|p| p.fuel_used).collect::<Vec<_>>()
+    };
     assert_eq!(fuel(&a), fuel(&b), "fuel is deterministic");
 }

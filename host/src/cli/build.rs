@@ -33,9 +33,7 @@ pub enum BuildError {
     },
     #[error("cargo build failed (see the compiler output above)")]
     CargoFailed,
-    #[error(
-        "cargo built no .wasm library for `{0}`: the crate needs `crate-type = [\"cdylib\"]`"
-    )]
+    #[error("cargo built no .wasm library for `{0}`: the crate needs `crate-type = [\"cdylib\"]`")]
     NoArtifact(PathBuf),
     #[error("cannot turn `{path}` into a component: {message}")]
     Componentize { path: PathBuf, message: String },
@@ -95,7 +93,10 @@ fn rustup_has_target() -> bool {
         .stderr(Stdio::null())
         .output()
         .map(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET)
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.trim() == TARGET)
         })
         .unwrap_or(false)
 }
@@ -151,7 +152,8 @@ pub fn build(crate_dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildError
     }
     let core = find_artifact(&String::from_utf8_lossy(&output.stdout), &manifest)
         .ok_or_else(|| BuildError::NoArtifact(crate_dir.to_path_buf()))?;
-    let bytes = std::fs::read(&core).map_err(|e| BuildError::Io(format!("reading `{}`: {e}", core.display())))?;
+    let bytes = std::fs::read(&core)
+        .map_err(|e| BuildError::Io(format!("reading `{}`: {e}", core.display())))?;
     let component = componentize(&bytes).map_err(|message| BuildError::Componentize {
         path: core.clone(),
         message,
@@ -217,7 +219,10 @@ mod tests {
             serde_json::json!({"reason": "compiler-artifact", "manifest_path": manifest,
                 "filenames": ["/t/libx.rlib", "/t/x.wasm"]}),
         );
-        assert_eq!(find_artifact(&msgs, &manifest), Some(PathBuf::from("/t/x.wasm")));
+        assert_eq!(
+            find_artifact(&msgs, &manifest),
+            Some(PathBuf::from("/t/x.wasm"))
+        );
     }
 
     #[test]

@@ -14,7 +14,12 @@ use crate::domain::{Decision, DecisionRequest, Deployment, Metric, Verdict};
 #[derive(Debug, clap::Args, Clone)]
 pub struct Server {
     /// Base URL of the Verdict server.
-    #[arg(long, env = "VERDICT_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "VERDICT_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     /// Bearer token (sent as `Authorization: Bearer …`).
     #[arg(long, env = "VERDICT_TOKEN", hide_env_values = true, global = true)]
@@ -41,7 +46,12 @@ impl Server {
     }
 
     /// Send a request; `Err` only for transport problems.
-    pub fn call(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> anyhow::Result<Answer> {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Answer> {
         let url = self.url(path);
         let agent = self.agent();
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
@@ -50,11 +60,18 @@ impl Server {
             ("DELETE", _) => with_auth(agent.delete(&url), &auth).call(),
             (m, body) => {
                 let (ctype, bytes) = body.unwrap_or(("application/json", b"{}".to_vec()));
-                let req = if m == "PUT" { agent.put(&url) } else { agent.post(&url) };
-                with_auth(req, &auth).header("Content-Type", ctype).send(&bytes[..])
+                let req = if m == "PUT" {
+                    agent.put(&url)
+                } else {
+                    agent.post(&url)
+                };
+                with_auth(req, &auth)
+                    .header("Content-Type", ctype)
+                    .send(&bytes[..])
             }
         };
-        let mut resp = result.with_context(|| format!("cannot reach the Verdict server at {url}"))?;
+        let mut resp =
+            result.with_context(|| format!("cannot reach the Verdict server at {url}"))?;
         let status = resp.status().as_u16();
         let text = resp
             .body_mut()
@@ -68,7 +85,12 @@ impl Server {
 
     /// Like [`Server::call`], but a non-2xx answer is an error carrying the
     /// server's own message.
-    pub fn ok(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> anyhow::Result<Value> {
+    pub fn ok(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Value> {
         let a = self.call(method, path, body)?;
         if (200..300).contains(&a.status) {
             return Ok(a.body);
@@ -133,14 +155,18 @@ fn build_request(args: &DecideArgs) -> anyhow::Result<DecisionRequest> {
                 std::io::stdin().read_to_string(&mut s)?;
                 s
             } else {
-                std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read `{}`", path.display()))?
             };
             serde_json::from_str::<DecisionRequest>(&text)
                 .with_context(|| format!("`{}` is not a decision request", path.display()))?
         }
         None => DecisionRequest {
             deployment: Deployment {
-                service: args.service.clone().ok_or_else(|| anyhow!("pass --file or --service"))?,
+                service: args
+                    .service
+                    .clone()
+                    .ok_or_else(|| anyhow!("pass --file or --service"))?,
                 environment: args
                     .environment
                     .clone()
@@ -191,7 +217,11 @@ pub fn print_decision(d: &Decision) {
                 (None, Some(v), _) => v.to_string(),
                 _ => "abstained".into(),
             };
-            let shadow = if p.mode == crate::domain::Mode::Shadow { " [shadow]" } else { "" };
+            let shadow = if p.mode == crate::domain::Mode::Shadow {
+                " [shadow]"
+            } else {
+                ""
+            };
             format!("{} {what}{shadow}", p.binding)
         })
         .collect();
@@ -230,7 +260,9 @@ pub enum AuditCommand {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -238,9 +270,23 @@ fn encode(s: &str) -> String {
 
 pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
     match cmd {
-        AuditCommand::Query { service, environment, verdict, since, until, limit, json } => {
+        AuditCommand::Query {
+            service,
+            environment,
+            verdict,
+            since,
+            until,
+            limit,
+            json,
+        } => {
             let mut q = vec![format!("limit={limit}")];
-            for (k, v) in [("service", service), ("environment", environment), ("verdict", verdict), ("since", since), ("until", until)] {
+            for (k, v) in [
+                ("service", service),
+                ("environment", environment),
+                ("verdict", verdict),
+                ("since", since),
+                ("until", until),
+            ] {
                 if let Some(v) = v {
                     q.push(format!("{k}={}", encode(&v)));
                 }
@@ -272,7 +318,8 @@ pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
         AuditCommand::Export { out } => {
             let mut w: Box<dyn std::io::Write> = match &out {
                 Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p).with_context(|| format!("cannot create `{}`", p.display()))?,
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create `{}`", p.display()))?,
                 )),
                 None => Box::new(std::io::stdout().lock()),
             };
@@ -313,7 +360,11 @@ pub fn replay(server: &Server, id: &str, as_recorded: bool) -> anyhow::Result<bo
         id,
         report["original_verdict"].as_str().unwrap_or("?"),
         report["replayed_verdict"].as_str().unwrap_or("?"),
-        if report["changed"] == Value::Bool(true) { " (changed)" } else { " (unchanged)" }
+        if report["changed"] == Value::Bool(true) {
+            " (changed)"
+        } else {
+            " (unchanged)"
+        }
     );
     for d in report["diff"].as_array().into_iter().flatten() {
         println!(
@@ -328,7 +379,8 @@ pub fn replay(server: &Server, id: &str, as_recorded: bool) -> anyhow::Result<bo
 
 /// `verdict policy push <name> <component>`.
 pub fn push(server: &Server, name: &str, component: &std::path::Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(component).with_context(|| format!("cannot read `{}`", component.display()))?;
+    let bytes = std::fs::read(component)
+        .with_context(|| format!("cannot read `{}`", component.display()))?;
     let v = server.ok(
         "PUT",
         &format!("/v1/policies/{}", encode(name)),

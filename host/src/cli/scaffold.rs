@@ -35,8 +35,14 @@ pub fn new_policy(dir: &Path, sdk: Option<&Path>) -> anyhow::Result<Created> {
     let files = [
         (dir.join("Cargo.toml"), cargo_toml(&name, &sdk)),
         (dir.join("src/lib.rs"), lib_rs(&name, &ident)),
-        (dir.join("fixtures/small-change-promotes.json"), FIXTURE_OK.to_string()),
-        (dir.join("fixtures/big-change-holds.json"), FIXTURE_BIG.to_string()),
+        (
+            dir.join("fixtures/small-change-promotes.json"),
+            FIXTURE_OK.to_string(),
+        ),
+        (
+            dir.join("fixtures/big-change-holds.json"),
+            FIXTURE_BIG.to_string(),
+        ),
     ];
     for (path, text) in &files {
         std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display()))?;

@@ -412,7 +412,10 @@ impl Runtime {
         let state = store.into_data();
         let mut log = state.log;
         if state.dropped_log_lines > 0 {
-            log.push(format!("({} more log lines dropped)", state.dropped_log_lines));
+            log.push(format!(
+                "({} more log lines dropped)",
+                state.dropped_log_lines
+            ));
         }
         Run {
             result,
@@ -469,13 +472,22 @@ fn check_info(info: &t::Info) -> Result<(), String> {
     if info.name.is_empty() {
         return Err("returned an empty policy name".into());
     }
-    for (field, value) in [("name", &info.name), ("version", &info.version), ("summary", &info.summary)] {
+    for (field, value) in [
+        ("name", &info.name),
+        ("version", &info.version),
+        ("summary", &info.summary),
+    ] {
         if value.len() > MAX_FIELD {
-            return Err(format!("returned a {field} of {} bytes, more than {MAX_FIELD}", value.len()));
+            return Err(format!(
+                "returned a {field} of {} bytes, more than {MAX_FIELD}",
+                value.len()
+            ));
         }
     }
     if info.metrics.len() > MAX_METRICS || info.metrics.iter().any(|m| m.len() > MAX_FIELD) {
-        return Err(format!("returned more than {MAX_METRICS} metric names, or one longer than {MAX_FIELD} bytes"));
+        return Err(format!(
+            "returned more than {MAX_METRICS} metric names, or one longer than {MAX_FIELD} bytes"
+        ));
     }
     if info.default_settings.len() > MAX_DEFAULT_SETTINGS {
         return Err(format!(

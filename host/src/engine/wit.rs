@@ -9,7 +9,6 @@ wasmtime::component::bindgen!({
     world: "policy",
 });
 
-
 pub use self::verdict::policy::host::Level;
 pub use self::verdict::policy::types as t;
 

@@ -27,7 +27,12 @@ impl Auth {
         Auth {
             tokens: tokens
                 .iter()
-                .map(|t| (t.sha256.to_ascii_lowercase(), (t.name.clone(), t.roles.clone())))
+                .map(|t| {
+                    (
+                        t.sha256.to_ascii_lowercase(),
+                        (t.name.clone(), t.roles.clone()),
+                    )
+                })
                 .collect(),
         }
     }
@@ -42,7 +47,8 @@ impl Auth {
             return Ok(Caller { name: None });
         }
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let header = header.ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let header =
+            header.ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -90,13 +96,30 @@ mod tests {
     #[test]
     fn roles_are_enforced() {
         let a = auth();
-        assert_eq!(a.check(Some("Bearer s3cret"), Role::Decide).unwrap().name.as_deref(), Some("ci"));
+        assert_eq!(
+            a.check(Some("Bearer s3cret"), Role::Decide)
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("ci")
+        );
         let e = a.check(Some("Bearer s3cret"), Role::Admin).unwrap_err();
         assert_eq!(e.status, StatusCode::FORBIDDEN);
         assert!(e.message.contains("`admin`"));
-        assert_eq!(a.check(Some("Bearer nope"), Role::Decide).unwrap_err().status, StatusCode::UNAUTHORIZED);
-        assert_eq!(a.check(None, Role::Decide).unwrap_err().status, StatusCode::UNAUTHORIZED);
-        assert_eq!(a.check(Some("Basic x"), Role::Decide).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            a.check(Some("Bearer nope"), Role::Decide)
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            a.check(None, Role::Decide).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            a.check(Some("Basic x"), Role::Decide).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     #[test]

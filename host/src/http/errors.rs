@@ -100,16 +100,28 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
     } else if rejection.is_not_found() {
         ApiError::new(S::NOT_FOUND, "not_found", "no such route")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(S::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        ApiError::new(
+            S::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
-        ApiError::new(S::BAD_REQUEST, "invalid_query", format!("invalid query string: {e}"))
+        ApiError::new(
+            S::BAD_REQUEST,
+            "invalid_query",
+            format!("invalid query string: {e}"),
+        )
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::new(S::PAYLOAD_TOO_LARGE, "too_large", "request body too large")
     } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
         ApiError::new(S::BAD_REQUEST, "invalid_header", e.to_string())
     } else {
         tracing::error!(?rejection, "unhandled rejection");
-        ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "unhandled request error")
+        ApiError::new(
+            S::INTERNAL_SERVER_ERROR,
+            "internal",
+            "unhandled request error",
+        )
     };
     Ok(err.reply())
 }

@@ -23,7 +23,11 @@ fn ok<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<Response> {
 }
 
 fn not_found(what: &str, name: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("unknown {what} `{name}`"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("unknown {what} `{name}`"),
+    )
 }
 
 fn invalid(message: String) -> ApiError {
@@ -34,7 +38,11 @@ fn invalid(message: String) -> ApiError {
 pub async fn decide(app: Arc<App>, body: Bytes) -> Result<Response> {
     let req: DecisionRequest = parse_json(&body)?;
     let (decision, new) = app.decide(req).await?;
-    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     ok(status, &decision)
 }
 
@@ -54,7 +62,9 @@ fn parse_query(mut q: HashMap<String, String>) -> Result<Query> {
         q.remove(k)
             .map(|v| {
                 v.parse::<Timestamp>().map_err(|e| {
-                    invalid(format!("`{k}` must be an RFC 3339 time like 2026-01-31T12:00:00Z: {e}"))
+                    invalid(format!(
+                        "`{k}` must be an RFC 3339 time like 2026-01-31T12:00:00Z: {e}"
+                    ))
                 })
             })
             .transpose()
@@ -100,7 +110,9 @@ pub async fn verify(app: Arc<App>) -> Result<Response> {
     let app2 = app.clone();
     let report = tokio::task::spawn_blocking(move || app2.verify())
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
     ok(StatusCode::OK, &report)
 }
 
@@ -117,13 +129,18 @@ pub async fn put_policy(app: Arc<App>, name: String, body: Bytes) -> Result<Resp
 pub async fn list_policies(app: Arc<App>) -> Result<Response> {
     let set = app.engine().snapshot();
     let items: Vec<_> = set.policies().cloned().collect();
-    ok(StatusCode::OK, &serde_json::json!({"items": items, "next_cursor": null}))
+    ok(
+        StatusCode::OK,
+        &serde_json::json!({"items": items, "next_cursor": null}),
+    )
 }
 
 /// GET /v1/policies/{name}
 pub async fn get_policy(app: Arc<App>, name: String) -> Result<Response> {
     let set = app.engine().snapshot();
-    let meta = set.policy(&name).ok_or_else(|| not_found("policy", &name))?;
+    let meta = set
+        .policy(&name)
+        .ok_or_else(|| not_found("policy", &name))?;
     ok(StatusCode::OK, meta)
 }
 
@@ -140,8 +157,13 @@ pub async fn put_binding(app: Arc<App>, name: String, body: Bytes) -> Result<Res
     // Validation runs the policy's `validate-settings`: off the reactor.
     tokio::task::spawn_blocking(move || app2.put_binding(&n, b))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
-    ok(StatusCode::OK, &serde_json::json!({"name": name, "binding": binding}))
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
+    ok(
+        StatusCode::OK,
+        &serde_json::json!({"name": name, "binding": binding}),
+    )
 }
 
 /// GET /v1/bindings
@@ -151,7 +173,10 @@ pub async fn list_bindings(app: Arc<App>) -> Result<Response> {
         .bindings()
         .map(|(n, b)| serde_json::json!({"name": n, "binding": b}))
         .collect();
-    ok(StatusCode::OK, &serde_json::json!({"items": items, "next_cursor": null}))
+    ok(
+        StatusCode::OK,
+        &serde_json::json!({"items": items, "next_cursor": null}),
+    )
 }
 
 /// GET /v1/bindings/{name}
@@ -161,13 +186,19 @@ pub async fn get_binding(app: Arc<App>, name: String) -> Result<Response> {
         .bindings()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| not_found("binding", &name))?;
-    ok(StatusCode::OK, &serde_json::json!({"name": name, "binding": b}))
+    ok(
+        StatusCode::OK,
+        &serde_json::json!({"name": name, "binding": b}),
+    )
 }
 
 /// DELETE /v1/bindings/{name}
 pub async fn delete_binding(app: Arc<App>, name: String) -> Result<Response> {
     let b = app.delete_binding(&name)?;
-    ok(StatusCode::OK, &serde_json::json!({"name": name, "binding": b}))
+    ok(
+        StatusCode::OK,
+        &serde_json::json!({"name": name, "binding": b}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -191,7 +222,10 @@ pub async fn list_freezes(app: Arc<App>) -> Result<Response> {
     let now = Timestamp::now();
     let set = app.engine().snapshot();
     let items: Vec<_> = set.freezes().filter(|f| f.until > now).cloned().collect();
-    ok(StatusCode::OK, &serde_json::json!({"items": items, "next_cursor": null}))
+    ok(
+        StatusCode::OK,
+        &serde_json::json!({"items": items, "next_cursor": null}),
+    )
 }
 
 /// DELETE /v1/freezes/{id}
@@ -204,7 +238,12 @@ pub fn readyz(app: &App) -> Response {
     let set = app.engine().snapshot();
     let policies = set.policies().count();
     let bindings = set.bindings().count();
-    let body = serde_json::json!({"ready": app.is_ready(), "policies": policies, "bindings": bindings});
-    let status = if app.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body =
+        serde_json::json!({"ready": app.is_ready(), "policies": policies, "bindings": bindings});
+    let status = if app.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     with_status(json(&body), status).into_response()
 }

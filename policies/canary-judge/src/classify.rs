@@ -110,8 +110,12 @@ pub fn classify(
     // A missing ratio (baseline mean <= 0) cannot veto: the rank test decides.
     let ratio_at_least = |t: f64| r.ratio.is_none_or(|q| q >= t);
     let ratio_at_most = |t: f64| r.ratio.is_none_or(|q| q <= t);
-    let high = cfg.direction.watches_increase() && mw.lower > margin && ratio_at_least(es.allowed_increase);
-    let low = cfg.direction.watches_decrease() && mw.upper < -margin && ratio_at_most(es.allowed_decrease);
+    let high = cfg.direction.watches_increase()
+        && mw.lower > margin
+        && ratio_at_least(es.allowed_increase);
+    let low = cfg.direction.watches_decrease()
+        && mw.upper < -margin
+        && ratio_at_most(es.allowed_decrease);
     if high {
         r.class = Class::High;
         r.critical_failure = cfg.critical && ratio_at_least(es.critical_increase);
@@ -150,7 +154,9 @@ fn prepare(raw: &[f64], cfg: &MetricConfig) -> Vec<f64> {
     if v.len() > MAX_SAMPLES {
         let last = (v.len() - 1) as f64;
         let step = last / (MAX_SAMPLES - 1) as f64;
-        v = (0..MAX_SAMPLES).map(|i| v[((i as f64 * step).round() as usize).min(v.len() - 1)]).collect();
+        v = (0..MAX_SAMPLES)
+            .map(|i| v[((i as f64 * step).round() as usize).min(v.len() - 1)])
+            .collect();
     }
     v
 }

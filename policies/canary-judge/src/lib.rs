@@ -70,7 +70,9 @@ pub fn judge(input: &Input, settings: &Settings) -> Outcome {
     };
 
     let carried = configs.iter().any(|c| {
-        input.metric(&c.name).is_some_and(|m| !m.baseline.is_empty() || !m.canary.is_empty())
+        input
+            .metric(&c.name)
+            .is_some_and(|m| !m.baseline.is_empty() || !m.canary.is_empty())
     });
     if !carried {
         return Outcome::abstain(abstain_message(settings));
@@ -96,8 +98,17 @@ fn abstain_message(settings: &Settings) -> String {
     if settings.metrics.is_empty() {
         return "no metric in the request has both baseline and canary samples".into();
     }
-    let names: Vec<&str> = settings.metrics.iter().take(5).map(|m| m.name.as_str()).collect();
-    let more = if settings.metrics.len() > 5 { ", …" } else { "" };
+    let names: Vec<&str> = settings
+        .metrics
+        .iter()
+        .take(5)
+        .map(|m| m.name.as_str())
+        .collect();
+    let more = if settings.metrics.len() > 5 {
+        ", …"
+    } else {
+        ""
+    };
     format!(
         "none of the configured metrics ({}{more}) has baseline or canary samples",
         names.join(", ")
@@ -112,7 +123,10 @@ fn log_line(r: &MetricResult) -> String {
         Class::Nodata => "nodata",
         Class::TooFew => "too few samples",
     };
-    let mut line = format!("{} [{}]: {class} (baseline n={}, canary n={})", r.name, r.group, r.baseline_n, r.canary_n);
+    let mut line = format!(
+        "{} [{}]: {class} (baseline n={}, canary n={})",
+        r.name, r.group, r.baseline_n, r.canary_n
+    );
     if let Some(s) = r.shortcut {
         line.push_str(&format!(" {s:?}"));
     }

@@ -107,7 +107,11 @@ fn interval_ranks(pairs: u64, zq: f64, sigma: f64) -> (u64, u64) {
     let raw = (n / 2.0 - 0.5 - zq * sigma).ceil();
     // A NaN or tiny sample falls back to the full range [min, max] difference,
     // which is also what R returns when its root lies outside the data.
-    let k = if raw.is_finite() && raw >= 1.0 { (raw as u64).min(pairs) } else { 1 };
+    let k = if raw.is_finite() && raw >= 1.0 {
+        (raw as u64).min(pairs)
+    } else {
+        1
+    };
     (k, pairs + 1 - k)
 }
 
@@ -176,7 +180,8 @@ fn count_at_most(xs: &[f64], ys: &[f64], v: f64) -> u64 {
 
 /// The k-th smallest (1-based) pairwise difference `x_i - y_j`.
 fn kth_difference(xs: &[f64], ys: &[f64], k: u64) -> f64 {
-    let (Some(&x0), Some(&xn), Some(&y0), Some(&yn)) = (xs.first(), xs.last(), ys.first(), ys.last())
+    let (Some(&x0), Some(&xn), Some(&y0), Some(&yn)) =
+        (xs.first(), xs.last(), ys.first(), ys.last())
     else {
         return f64::NAN;
     };

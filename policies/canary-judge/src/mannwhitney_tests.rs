@@ -23,7 +23,9 @@ const TIES_BASELINE: [f64; 25] = [
     100., 101., 101., 102., 102., 102., 103., 103., 101., 102., 100., 102., 103., 101., 102., 102.,
     101., 103., 102., 101., 102., 100., 102., 103., 101.,
 ];
-const FLAT_CANARY: [f64; 12] = [0.51, 0.47, 0.55, 0.49, 0.53, 0.50, 0.46, 0.52, 0.48, 0.54, 0.50, 0.51];
+const FLAT_CANARY: [f64; 12] = [
+    0.51, 0.47, 0.55, 0.49, 0.53, 0.50, 0.46, 0.52, 0.48, 0.54, 0.50, 0.51,
+];
 const FLAT_BASELINE: [f64; 18] = [
     0.50, 0.52, 0.47, 0.49, 0.55, 0.51, 0.48, 0.53, 0.46, 0.50, 0.52, 0.49, 0.51, 0.54, 0.47, 0.50,
     0.53, 0.48,
@@ -36,7 +38,10 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 #[track_caller]
 fn check(mw: MannWhitney, u: f64, p: f64, est: f64, lo: f64, hi: f64) {
     assert_eq!(mw.u, u, "U {mw:?}");
-    assert!(close(mw.p_value, p, 1e-9) && (mw.p_value - p).abs() <= 1e-9 * p.max(1e-300) + 1e-15, "p {mw:?} want {p}");
+    assert!(
+        close(mw.p_value, p, 1e-9) && (mw.p_value - p).abs() <= 1e-9 * p.max(1e-300) + 1e-15,
+        "p {mw:?} want {p}"
+    );
     assert!(close(mw.estimate, est, 1e-12), "estimate {mw:?} want {est}");
     assert!(close(mw.lower, lo, 1e-12), "lower {mw:?} want {lo}");
     assert!(close(mw.upper, hi, 1e-12), "upper {mw:?} want {hi}");
@@ -53,7 +58,14 @@ fn kayenta_small_sample_95() {
 #[test]
 fn latency_shift_98() {
     let mw = mann_whitney(&LATENCY_CANARY, &LATENCY_BASELINE, 0.98).unwrap();
-    check(mw, 374.0, 2.68976868945904e-06, 11.999999999999993, 8.699999999999989, 15.799999999999983);
+    check(
+        mw,
+        374.0,
+        2.68976868945904e-06,
+        11.999999999999993,
+        8.699999999999989,
+        15.799999999999983,
+    );
 }
 
 #[test]
@@ -65,7 +77,14 @@ fn ties_heavy_98() {
 #[test]
 fn no_shift_unequal_sizes_98() {
     let mw = mann_whitney(&FLAT_CANARY, &FLAT_BASELINE, 0.98).unwrap();
-    check(mw, 113.5, 0.8313847663475058, 0.0, -0.020000000000000018, 0.030000000000000027);
+    check(
+        mw,
+        113.5,
+        0.8313847663475058,
+        0.0,
+        -0.020000000000000018,
+        0.030000000000000027,
+    );
     assert!(mw.lower < 0.0 && mw.upper > 0.0);
 }
 
@@ -93,12 +112,17 @@ fn degenerate_inputs_give_none() {
 #[test]
 fn single_samples_do_not_panic() {
     let mw = mann_whitney(&[5.0], &[3.0], 0.98).unwrap();
-    assert_eq!((mw.u, mw.estimate, mw.lower, mw.upper), (1.0, 2.0, 2.0, 2.0));
+    assert_eq!(
+        (mw.u, mw.estimate, mw.lower, mw.upper),
+        (1.0, 2.0, 2.0, 2.0)
+    );
 }
 
 /// A small deterministic generator so the brute-force comparison needs no crate.
 fn lcg(seed: &mut u64) -> f64 {
-    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     ((*seed >> 11) as f64) / ((1u64 << 53) as f64)
 }
 
@@ -110,11 +134,18 @@ fn kth_difference_matches_brute_force() {
         let m = 1 + (lcg(&mut seed) * 30.0) as usize;
         // Coarse rounding on some rounds to force ties and negative values.
         let q = if round % 2 == 0 { 4.0 } else { 1000.0 };
-        let mut xs: Vec<f64> = (0..n).map(|_| ((lcg(&mut seed) - 0.4) * 50.0 * q).round() / q).collect();
-        let mut ys: Vec<f64> = (0..m).map(|_| ((lcg(&mut seed) - 0.5) * 50.0 * q).round() / q).collect();
+        let mut xs: Vec<f64> = (0..n)
+            .map(|_| ((lcg(&mut seed) - 0.4) * 50.0 * q).round() / q)
+            .collect();
+        let mut ys: Vec<f64> = (0..m)
+            .map(|_| ((lcg(&mut seed) - 0.5) * 50.0 * q).round() / q)
+            .collect();
         xs.sort_by(f64::total_cmp);
         ys.sort_by(f64::total_cmp);
-        let mut all: Vec<f64> = xs.iter().flat_map(|x| ys.iter().map(move |y| x - y)).collect();
+        let mut all: Vec<f64> = xs
+            .iter()
+            .flat_map(|x| ys.iter().map(move |y| x - y))
+            .collect();
         all.sort_by(f64::total_cmp);
         for k in 1..=all.len() as u64 {
             assert_eq!(kth_difference(&xs, &ys, k), all[k as usize - 1], "k={k}");
@@ -143,7 +174,12 @@ fn large_samples_finish_and_agree_with_the_shift() {
 
 #[test]
 fn extreme_magnitudes_stay_finite_or_ordered() {
-    let mw = mann_whitney(&[1e300, 1.5e300, 2e300], &[-1e300, -1.2e300, -1.7e300], 0.98).unwrap();
+    let mw = mann_whitney(
+        &[1e300, 1.5e300, 2e300],
+        &[-1e300, -1.2e300, -1.7e300],
+        0.98,
+    )
+    .unwrap();
     assert!(mw.lower <= mw.estimate && mw.estimate <= mw.upper);
     let mw = mann_whitney(&[1e-300, 2e-300, 3e-300], &[0.0, 0.0, 1e-300], 0.98).unwrap();
     assert!(mw.lower <= mw.estimate && mw.estimate <= mw.upper);

@@ -28,7 +28,10 @@ pub struct Score {
 /// weights leave of 100. Weights are normalized over the groups present, so a
 /// weighted group missing from the request does not cap the score below 100.
 pub fn score(results: &[MetricResult], settings: &Settings) -> Score {
-    let critical = results.iter().find(|r| r.critical_failure).map(|r| r.name.clone());
+    let critical = results
+        .iter()
+        .find(|r| r.critical_failure)
+        .map(|r| r.name.clone());
     let nodata = results.iter().filter(|r| r.class == Class::Nodata).count();
     let too_much_nodata = !results.is_empty() && nodata * 2 >= results.len();
 
@@ -43,11 +46,22 @@ pub fn score(results: &[MetricResult], settings: &Settings) -> Score {
         }
     }
     let configured: f64 = settings.group_weights.values().sum();
-    let unweighted = groups.keys().filter(|g| !settings.group_weights.contains_key(**g)).count();
-    let share = if unweighted > 0 { ((100.0 - configured) / unweighted as f64).max(0.0) } else { 0.0 };
+    let unweighted = groups
+        .keys()
+        .filter(|g| !settings.group_weights.contains_key(**g))
+        .count();
+    let share = if unweighted > 0 {
+        ((100.0 - configured) / unweighted as f64).max(0.0)
+    } else {
+        0.0
+    };
     let (mut sum, mut weights) = (0.0, 0.0);
     for (name, (pass, fail)) in &groups {
-        let group_score = if pass + fail == 0 { 100.0 } else { 100.0 * *pass as f64 / (pass + fail) as f64 };
+        let group_score = if pass + fail == 0 {
+            100.0
+        } else {
+            100.0 * *pass as f64 / (pass + fail) as f64
+        };
         let w = settings.group_weights.get(*name).copied().unwrap_or(share);
         sum += group_score * w;
         weights += w;
@@ -57,10 +71,28 @@ pub fn score(results: &[MetricResult], settings: &Settings) -> Score {
     } else {
         // Every weight is zero: fall back to an unweighted mean.
         let n = groups.len().max(1) as f64;
-        groups.values().map(|(p, f)| if p + f == 0 { 100.0 } else { 100.0 * *p as f64 / (p + f) as f64 }).sum::<f64>() / n
+        groups
+            .values()
+            .map(|(p, f)| {
+                if p + f == 0 {
+                    100.0
+                } else {
+                    100.0 * *p as f64 / (p + f) as f64
+                }
+            })
+            .sum::<f64>()
+            / n
     };
-    let value = if critical.is_some() || too_much_nodata { 0.0 } else { (weighted * 100.0).round() / 100.0 };
-    Score { value, critical, too_much_nodata }
+    let value = if critical.is_some() || too_much_nodata {
+        0.0
+    } else {
+        (weighted * 100.0).round() / 100.0
+    };
+    Score {
+        value,
+        critical,
+        too_much_nodata,
+    }
 }
 
 /// The verdict and its reasons. Rollback needs evidence of a degradation (a
@@ -68,18 +100,25 @@ pub fn score(results: &[MetricResult], settings: &Settings) -> Score {
 /// because a metric source being down must not roll back every deploy.
 pub fn decide(results: &[MetricResult], settings: &Settings) -> Outcome {
     let s = score(results, settings);
-    let failed = results.iter().filter(|r| matches!(r.class, Class::High | Class::Low)).count();
+    let failed = results
+        .iter()
+        .filter(|r| matches!(r.class, Class::High | Class::Low))
+        .count();
     let too_few = results.iter().filter(|r| r.class == Class::TooFew).count();
     let passed = results.iter().filter(|r| r.class == Class::Pass).count();
     let total = results.len();
 
     let mut reasons: Vec<Reason> = Vec::new();
-    let not_passing: Vec<&MetricResult> = results.iter().filter(|r| r.class != Class::Pass).collect();
+    let not_passing: Vec<&MetricResult> =
+        results.iter().filter(|r| r.class != Class::Pass).collect();
     for r in not_passing.iter().take(MAX_METRIC_REASONS) {
         reasons.push(metric_reason(r, settings));
     }
     if not_passing.len() > MAX_METRIC_REASONS {
-        reasons.push(Reason::new(format!("… and {} more metrics not passing", not_passing.len() - MAX_METRIC_REASONS)));
+        reasons.push(Reason::new(format!(
+            "… and {} more metrics not passing",
+            not_passing.len() - MAX_METRIC_REASONS
+        )));
     }
 
     let (pass_t, marginal_t) = (settings.pass_threshold, settings.marginal_threshold);
@@ -91,7 +130,10 @@ pub fn decide(results: &[MetricResult], settings: &Settings) -> Outcome {
         r
     };
     let outcome = if let Some(name) = &s.critical {
-        reasons.push(summary(format!("score 0: critical metric {name} failed"), marginal_t));
+        reasons.push(summary(
+            format!("score 0: critical metric {name} failed"),
+            marginal_t,
+        ));
         Outcome::rollback
     } else if passed + failed == 0 && too_few > 0 && !s.too_much_nodata {
         // Nothing was judged: a score of an empty set would read as 100.
@@ -112,7 +154,10 @@ pub fn decide(results: &[MetricResult], settings: &Settings) -> Outcome {
         ));
         Outcome::hold
     } else if v >= pass_t {
-        reasons.push(summary(format!("score {v:.1} meets pass threshold {pass_t}: {passed} of {total} metrics pass"), pass_t));
+        reasons.push(summary(
+            format!("score {v:.1} meets pass threshold {pass_t}: {passed} of {total} metrics pass"),
+            pass_t,
+        ));
         Outcome::promote
     } else if v >= marginal_t {
         reasons.push(summary(
@@ -127,7 +172,11 @@ pub fn decide(results: &[MetricResult], settings: &Settings) -> Outcome {
         ));
         Outcome::hold
     } else {
-        let why = if s.too_much_nodata { "half or more of the metrics have no data and " } else { "" };
+        let why = if s.too_much_nodata {
+            "half or more of the metrics have no data and "
+        } else {
+            ""
+        };
         reasons.push(summary(
             format!("score {v:.1} below marginal threshold {marginal_t}: {why}{failed} of {total} metrics failed"),
             marginal_t,
@@ -141,7 +190,11 @@ fn metric_reason(r: &MetricResult, settings: &Settings) -> Reason {
     let min = r.baseline_n.min(r.canary_n) as f64;
     match r.class {
         Class::Nodata => {
-            let req = if r.data_required { ", data required" } else { "" };
+            let req = if r.data_required {
+                ", data required"
+            } else {
+                ""
+            };
             Reason::new(format!(
                 "{}: no data (baseline {}, canary {} usable samples){req}",
                 r.name, r.baseline_n, r.canary_n
@@ -161,15 +214,30 @@ fn metric_reason(r: &MetricResult, settings: &Settings) -> Reason {
 /// [98% CI 24.7, 36.2], p=1.2e-08".
 fn shift_reason(r: &MetricResult, settings: &Settings) -> Reason {
     let word = if r.class == Class::Low { "low" } else { "high" };
-    let critical = if r.critical_failure { "critical metric " } else { "" };
-    let unit = r.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+    let critical = if r.critical_failure {
+        "critical metric "
+    } else {
+        ""
+    };
+    let unit = r
+        .unit
+        .as_deref()
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default();
     let (observed, effect) = match (r.ratio, r.canary_mean) {
         (Some(q), _) => (q, format!("canary mean {}x baseline", ratio(q))),
-        (None, Some(m)) => (m, format!("canary mean {}{unit} vs a non-positive baseline", num(m))),
+        (None, Some(m)) => (
+            m,
+            format!("canary mean {}{unit} vs a non-positive baseline", num(m)),
+        ),
         (None, None) => (0.0, "no mean".to_string()),
     };
     let allowed = r.allowed;
-    let mut msg = format!("{critical}{} {word}: {effect} (allowed {}x)", r.name, num(allowed));
+    let mut msg = format!(
+        "{critical}{} {word}: {effect} (allowed {}x)",
+        r.name,
+        num(allowed)
+    );
     if let Some(mw) = r.stats {
         let sign = if mw.estimate > 0.0 { "+" } else { "" };
         msg.push_str(&format!(

@@ -61,7 +61,10 @@ pub struct MetricConfig {
 impl MetricConfig {
     /// The defaults for a metric judged without configuration.
     pub fn named(name: &str) -> Self {
-        MetricConfig { name: name.to_string(), ..Default::default() }
+        MetricConfig {
+            name: name.to_string(),
+            ..Default::default()
+        }
     }
 
     pub fn group_name(&self) -> &str {
@@ -148,7 +151,10 @@ pub struct Outliers {
 
 impl Default for Outliers {
     fn default() -> Self {
-        Outliers { strategy: OutlierStrategy::Keep, factor: 3.0 }
+        Outliers {
+            strategy: OutlierStrategy::Keep,
+            factor: 3.0,
+        }
     }
 }
 
@@ -162,16 +168,24 @@ pub enum OutlierStrategy {
 /// Parse and check the settings document; errors are worded for the operator.
 pub fn load(doc: &str) -> Result<Settings, String> {
     let settings: Settings = verdict_sdk::parse_settings(doc)?;
-    settings.validate().map_err(|e| format!("invalid settings: {e}"))?;
+    settings
+        .validate()
+        .map_err(|e| format!("invalid settings: {e}"))?;
     Ok(settings)
 }
 
 impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
-            return Err(format!("confidence must be between 0 and 1 (exclusive), got {}", self.confidence));
+            return Err(format!(
+                "confidence must be between 0 and 1 (exclusive), got {}",
+                self.confidence
+            ));
         }
-        for (name, v) in [("pass_threshold", self.pass_threshold), ("marginal_threshold", self.marginal_threshold)] {
+        for (name, v) in [
+            ("pass_threshold", self.pass_threshold),
+            ("marginal_threshold", self.marginal_threshold),
+        ] {
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!("{name} must be within 0..=100, got {v}"));
             }
@@ -186,7 +200,10 @@ impl Settings {
             return Err("min_samples must be at least 1".into());
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
-            return Err(format!("tolerance must be a non-negative number, got {}", self.tolerance));
+            return Err(format!(
+                "tolerance must be a non-negative number, got {}",
+                self.tolerance
+            ));
         }
         let mut names = BTreeSet::new();
         for (i, m) in self.metrics.iter().enumerate() {
@@ -196,22 +213,29 @@ impl Settings {
             if !names.insert(m.name.as_str()) {
                 return Err(format!("metric \"{}\" is configured twice", m.name));
             }
-            m.validate().map_err(|e| format!("metric \"{}\": {e}", m.name))?;
+            m.validate()
+                .map_err(|e| format!("metric \"{}\": {e}", m.name))?;
         }
         let mut total = 0.0;
         for (group, &w) in &self.group_weights {
             if !(w.is_finite() && w >= 0.0) {
-                return Err(format!("group_weights[\"{group}\"] must be a non-negative number, got {w}"));
+                return Err(format!(
+                    "group_weights[\"{group}\"] must be a non-negative number, got {w}"
+                ));
             }
             total += w;
             // Without configured metrics the groups are the request's metric
             // names, unknown until evaluation, so only check configured ones.
             if !self.metrics.is_empty() && !self.metrics.iter().any(|m| m.group_name() == group) {
-                return Err(format!("group_weights names group \"{group}\" that no metric belongs to"));
+                return Err(format!(
+                    "group_weights names group \"{group}\" that no metric belongs to"
+                ));
             }
         }
         if total > 100.0 + 1e-9 {
-            return Err(format!("group_weights must sum to at most 100, got {total}"));
+            return Err(format!(
+                "group_weights must sum to at most 100, got {total}"
+            ));
         }
         Ok(())
     }
@@ -220,14 +244,24 @@ impl Settings {
 impl MetricConfig {
     fn validate(&self) -> Result<(), String> {
         let e = &self.effect_size;
-        for (name, v) in [("allowed_increase", e.allowed_increase), ("critical_increase", e.critical_increase)] {
+        for (name, v) in [
+            ("allowed_increase", e.allowed_increase),
+            ("critical_increase", e.critical_increase),
+        ] {
             if !(v.is_finite() && v >= 1.0) {
-                return Err(format!("effect_size.{name} is a mean ratio and must be at least 1, got {v}"));
+                return Err(format!(
+                    "effect_size.{name} is a mean ratio and must be at least 1, got {v}"
+                ));
             }
         }
-        for (name, v) in [("allowed_decrease", e.allowed_decrease), ("critical_decrease", e.critical_decrease)] {
+        for (name, v) in [
+            ("allowed_decrease", e.allowed_decrease),
+            ("critical_decrease", e.critical_decrease),
+        ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("effect_size.{name} is a mean ratio and must be within 0..=1, got {v}"));
+                return Err(format!(
+                    "effect_size.{name} is a mean ratio and must be within 0..=1, got {v}"
+                ));
             }
         }
         if let Some(g) = &self.group {
@@ -236,7 +270,10 @@ impl MetricConfig {
             }
         }
         if !(self.outliers.factor.is_finite() && self.outliers.factor > 0.0) {
-            return Err(format!("outliers.factor must be a positive number, got {}", self.outliers.factor));
+            return Err(format!(
+                "outliers.factor must be a positive number, got {}",
+                self.outliers.factor
+            ));
         }
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! The decision itself: read each window's burn rate, evaluate every alert
 //! pair and the remaining budget, and combine the findings by severity.
 
-use crate::output::{bounded, clip, num};
 use crate::settings::{Alert, OnPage, Settings, Severity};
+use verdict_sdk::output::{bounded, clip, num};
 use verdict_sdk::{Input, Metric, Outcome, Reason, Verdict};
 
 /// One window's burn rate as far as the request lets us know it.

@@ -4,7 +4,6 @@
 //! but fixes. See README.md for settings, metrics and examples.
 
 mod gate;
-mod output;
 mod settings;
 #[cfg(test)]
 mod tests;

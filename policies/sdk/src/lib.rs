@@ -28,6 +28,8 @@
 //! - [`log`]: the host's log sink; a no-op off wasm so policy logic can be
 //!   unit-tested with a plain `cargo test`.
 //! - [`stats`]: numeric helpers policies share (mean, quantiles, normal CDF).
+//! - [`output`]: readable numbers and reasons capped within the host's limits.
+//! - `testing` (native only): runs a policy's `fixtures/*.json` with `cargo test`.
 
 /// The generated binding of `wit/` (a module of its own: wit-bindgen's exported
 /// macro may not live at the crate root beside its own re-export).
@@ -43,11 +45,12 @@ pub mod bindings {
 }
 
 pub mod log;
+pub mod output;
 pub mod stats;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
-pub use bindings::verdict::policy::types::{
-    Change, Decision, Deployment, Metric, Reason, Verdict,
-};
+pub use bindings::verdict::policy::types::{Change, Decision, Deployment, Metric, Reason, Verdict};
 
 /// The trait a policy implements (the WIT world's exports).
 pub use bindings::Guest as Policy;
@@ -58,7 +61,11 @@ pub use bindings::{export, Info, Input, Outcome};
 /// An empty document is read as `{}` so `#[serde(default)]` settings need no
 /// configuration. The error is worded for the operator who wrote the settings.
 pub fn parse_settings<T: serde::de::DeserializeOwned>(settings: &str) -> Result<T, String> {
-    let doc = if settings.trim().is_empty() { "{}" } else { settings };
+    let doc = if settings.trim().is_empty() {
+        "{}"
+    } else {
+        settings
+    };
     serde_json::from_str(doc).map_err(|e| format!("invalid settings: {e}"))
 }
 
@@ -94,7 +101,10 @@ impl Input {
 
     /// Whether any label of the change equals `label` (ASCII case-insensitive).
     pub fn has_label(&self, label: &str) -> bool {
-        self.change.labels.iter().any(|l| l.eq_ignore_ascii_case(label))
+        self.change
+            .labels
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(label))
     }
 }
 

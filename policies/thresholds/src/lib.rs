@@ -2,13 +2,13 @@
 //! analysis and Flagger's `thresholdRange`, with a minimum sample count so
 //! that too little evidence holds instead of passing. See README.md.
 
-mod output;
 mod rule;
 mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use settings::{Rule, Settings};
+use verdict_sdk::output;
 use verdict_sdk::*;
 
 struct Thresholds;

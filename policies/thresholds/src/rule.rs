@@ -1,7 +1,7 @@
 //! Evaluating one rule against the request's samples.
 
-use crate::output::num;
 use crate::settings::{OnFail, Rule, Settings, Side, Stat};
+use verdict_sdk::output::num;
 use verdict_sdk::{stats, Input, Metric, Reason, Verdict};
 
 /// What one rule contributes to the vote: a verdict and why. The policy

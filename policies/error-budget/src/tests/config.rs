@@ -69,7 +69,7 @@ fn describe_exposes_defaults_and_metrics() {
 
 #[test]
 fn numbers_are_readable() {
-    use crate::output::num;
+    use verdict_sdk::output::num;
     assert_eq!(num(14.4), "14.4");
     assert_eq!(num(15.0), "15");
     assert_eq!(num(0.00015), "0.00015");
@@ -81,7 +81,7 @@ fn numbers_are_readable() {
 
 #[test]
 fn output_stays_within_host_limits() {
-    use crate::output::{MAX_MESSAGE, MAX_REASONS};
+    use verdict_sdk::output::{MAX_MESSAGE, MAX_REASONS};
     let alerts: Vec<String> = (0..40)
         .map(|i| {
             format!(

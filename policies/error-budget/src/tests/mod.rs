@@ -3,7 +3,6 @@
 use super::*;
 
 mod config;
-mod fixtures;
 
 pub(super) fn input(metrics: Vec<Metric>) -> Input {
     Input {
@@ -391,5 +390,8 @@ fn no_panics_on_hostile_values() {
 
 #[test]
 fn fixtures_pass() {
-    fixtures::run_all(ErrorBudget::evaluate);
+    // Each fixture through the SDK's native runner (as `verdict policy test` does in the sandbox).
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let n = verdict_sdk::testing::run_fixtures::<ErrorBudget>(dir);
+    assert!(n >= 8, "at least 8 fixtures, found {n}");
 }

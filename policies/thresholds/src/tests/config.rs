@@ -71,7 +71,7 @@ fn describe_exposes_defaults_and_metrics() {
 
 #[test]
 fn numbers_are_readable() {
-    use crate::output::num;
+    use verdict_sdk::output::num;
     assert_eq!(num(0.0014), "0.0014");
     assert_eq!(num(1.2), "1.2");
     assert_eq!(num(130.0), "130");

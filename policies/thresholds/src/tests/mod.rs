@@ -3,7 +3,6 @@
 use super::*;
 
 mod config;
-mod fixtures;
 
 pub(super) fn input(metrics: Vec<Metric>) -> Input {
     Input {
@@ -279,5 +278,8 @@ fn most_severe_rule_decides_and_comes_first() {
 
 #[test]
 fn fixtures_pass() {
-    fixtures::run_all(Thresholds::evaluate);
+    // Each fixture through the SDK's native runner (as `verdict policy test` does in the sandbox).
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let n = verdict_sdk::testing::run_fixtures::<Thresholds>(dir);
+    assert!(n >= 8, "at least 8 fixtures, found {n}");
 }

@@ -3,7 +3,7 @@
 //! which a long rule list or a huge metric name could otherwise exceed and
 //! turn a decision into a policy error.
 
-use verdict_sdk::Reason;
+use crate::Reason;
 
 /// Reasons kept at most; the rest are summarised in one extra line.
 pub const MAX_REASONS: usize = 32;
@@ -60,4 +60,47 @@ pub fn bounded(reasons: Vec<Reason>) -> Vec<Reason> {
         )));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_have_about_four_significant_digits() {
+        let cases = [
+            (1.23456, "1.235"),
+            (-0.000123456, "-0.0001235"),
+            (130.0, "130"),
+            (1e15, "1000000000000000"),
+            (-0.0, "-0"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(num(x), want, "{x:e}");
+        }
+    }
+
+    #[test]
+    fn clip_cuts_on_a_char_boundary() {
+        assert_eq!(clip("short".into()), "short");
+        let exact = "x".repeat(MAX_MESSAGE);
+        assert_eq!(clip(exact.clone()), exact);
+        let long = clip("é".repeat(MAX_MESSAGE));
+        assert!(long.len() <= MAX_MESSAGE, "{}", long.len());
+        assert!(long.ends_with("..."));
+    }
+
+    #[test]
+    fn bounded_keeps_at_most_max_reasons() {
+        let few: Vec<Reason> = (0..MAX_REASONS)
+            .map(|i| Reason::new(i.to_string()))
+            .collect();
+        assert_eq!(bounded(few).len(), MAX_REASONS);
+        let many: Vec<Reason> = (0..40).map(|i| Reason::new(i.to_string())).collect();
+        let out = bounded(many);
+        assert_eq!(out.len(), MAX_REASONS);
+        assert_eq!(out[MAX_REASONS - 2].message, "30");
+        assert_eq!(out[MAX_REASONS - 1].message, "... and 9 more reasons");
+    }
 }
