@@ -122,7 +122,9 @@ impl Server {
     /// SIGTERM and wait for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(s) = c.try_wait().unwrap() {
@@ -144,7 +146,13 @@ impl Server {
 
     /// One HTTP call; returns status and JSON body (or the text as a string).
     pub fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Value) {
-        self.call_with(method, path, body, self.token.as_deref(), "application/json")
+        self.call_with(
+            method,
+            path,
+            body,
+            self.token.as_deref(),
+            "application/json",
+        )
     }
 
     pub fn call_with(
@@ -172,7 +180,8 @@ impl Server {
             .expect("run verdict");
         (
             out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
         )
     }
 }
