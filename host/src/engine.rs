@@ -206,7 +206,28 @@ impl Engine {
             return Err(EngineError::InvalidName(name.to_string()));
         }
         let compiled = Arc::new(self.compile(name, bytes)?);
+        self.check_upgrade(name, &compiled)?;
         self.register(name, compiled, uploaded_at)
+    }
+
+    /// A new version of `name` must accept the settings of every binding
+    /// that follows the name; otherwise the upload would silently turn those
+    /// bindings into errors. Pinned bindings are unaffected.
+    pub fn check_upgrade(&self, name: &str, compiled: &CompiledPolicy) -> Result<(), EngineError> {
+        let set = self.snapshot();
+        for b in set.bindings.values().filter(|b| b.binding.policy == name) {
+            self.runtime
+                .validate_settings(compiled, &b.settings_json, &b.binding.limits)
+                .map_err(|message| EngineError::InvalidSettings {
+                    binding: b.name.clone(),
+                    policy: format!("{name}@{}", compiled.digest),
+                    message: format!(
+                        "the new version refuses this binding's settings ({message}); \
+                         update or pin the binding first"
+                    ),
+                })?;
+        }
+        Ok(())
     }
 
     /// Make an already compiled component the current version of `name`.

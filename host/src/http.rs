@@ -66,7 +66,37 @@ fn role(ctx: &Ctx, role: Role) -> impl Filter<Extract = (Caller,), Error = Rejec
 /// The body, read up to `limit` bytes whatever the transfer encoding
 /// (`content_length_limit` alone would refuse chunked bodies).
 fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    warp::body::stream().and_then(move |stream| collect_body(stream, limit))
+    warp::body::stream().and_then(move |stream| async move {
+        // The body is read (and counted) rather than refused on its
+        // declared length, so a client still sending gets to read the
+        // 413 instead of a broken pipe. A client that sends less than it
+        // declared is cut off by the read timeout instead of holding the
+        // connection forever.
+        match tokio::time::timeout(BODY_READ_TIMEOUT, collect_body(stream, limit)).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "request body not received within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            )
+            .reject()),
+        }
+    })
+}
+
+/// How long a client may take to send its body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn too_large(limit: u64) -> Rejection {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("request body larger than {limit} bytes"),
+    )
+    .reject()
 }
 
 async fn collect_body<S, B>(stream: S, limit: u64) -> Result<Bytes, Rejection>
@@ -86,12 +116,7 @@ where
             .reject()
         })?;
         if buf.len() as u64 + chunk.remaining() as u64 > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("request body larger than {limit} bytes"),
-            )
-            .reject());
+            return Err(too_large(limit));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -129,8 +154,10 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
     let v1 = warp::path("v1");
 
     // POST /v1/decisions
-    let decide = warp::post()
-        .and(v1.and(warp::path("decisions")).and(end()))
+    let decide = v1
+        .and(warp::path("decisions"))
+        .and(end())
+        .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Decide))
         .and(body(ctx.max_body))
@@ -138,8 +165,10 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             timed(&ctx, handlers::decide(ctx.app.clone(), b)).await
         });
     // GET /v1/decisions
-    let query = warp::get()
-        .and(v1.and(warp::path("decisions")).and(end()))
+    let query = v1
+        .and(warp::path("decisions"))
+        .and(end())
+        .and(warp::get())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and(warp::query::<Query>())
@@ -147,16 +176,18 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             timed(&ctx, handlers::query(ctx.app.clone(), q)).await
         });
     // GET /v1/decisions/{id}
-    let get = warp::get()
-        .and(v1.and(warp::path!("decisions" / String)))
+    let get = v1
+        .and(warp::path!("decisions" / String))
+        .and(warp::get())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and_then(|id: String, ctx: Ctx, _c: Caller| async move {
             timed(&ctx, handlers::get_decision(ctx.app.clone(), id)).await
         });
     // POST /v1/decisions/{id}/replay
-    let replay = warp::post()
-        .and(v1.and(warp::path!("decisions" / String / "replay")))
+    let replay = v1
+        .and(warp::path!("decisions" / String / "replay"))
+        .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and(body(ctx.max_body))
@@ -164,8 +195,9 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             timed(&ctx, handlers::replay(ctx.app.clone(), id, b)).await
         });
     // GET /v1/audit/verify
-    let verify = warp::get()
-        .and(v1.and(warp::path!("audit" / "verify")))
+    let verify = v1
+        .and(warp::path!("audit" / "verify"))
+        .and(warp::get())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and_then(|ctx: Ctx, _c: Caller| async move {
@@ -173,8 +205,9 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         });
 
     // PUT /v1/policies/{name}
-    let put_policy = warp::put()
-        .and(v1.and(warp::path!("policies" / String)))
+    let put_policy = v1
+        .and(warp::path!("policies" / String))
+        .and(warp::put())
         .and(c())
         .and(role(&ctx, Role::Admin))
         .and(body(ctx.max_policy))
@@ -182,24 +215,28 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             timed(&ctx, handlers::put_policy(ctx.app.clone(), name, b)).await
         });
     // GET /v1/policies
-    let list_policies = warp::get()
-        .and(v1.and(warp::path("policies")).and(end()))
+    let list_policies = v1
+        .and(warp::path("policies"))
+        .and(end())
+        .and(warp::get())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and_then(|ctx: Ctx, _c: Caller| async move {
             timed(&ctx, handlers::list_policies(ctx.app.clone())).await
         });
     // GET /v1/policies/{name}
-    let get_policy = warp::get()
-        .and(v1.and(warp::path!("policies" / String)))
+    let get_policy = v1
+        .and(warp::path!("policies" / String))
+        .and(warp::get())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and_then(|name: String, ctx: Ctx, _c: Caller| async move {
             timed(&ctx, handlers::get_policy(ctx.app.clone(), name)).await
         });
     // DELETE /v1/policies/{name}
-    let delete_policy = warp::delete()
-        .and(v1.and(warp::path!("policies" / String)))
+    let delete_policy = v1
+        .and(warp::path!("policies" / String))
+        .and(warp::delete())
         .and(c())
         .and(role(&ctx, Role::Admin))
         .and_then(|name: String, ctx: Ctx, _c: Caller| async move {
@@ -207,8 +244,9 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         });
 
     // PUT /v1/bindings/{name}
-    let put_binding = warp::put()
-        .and(v1.and(warp::path!("bindings" / String)))
+    let put_binding = v1
+        .and(warp::path!("bindings" / String))
+        .and(warp::put())
         .and(c())
         .and(role(&ctx, Role::Admin))
         .and(body(ctx.max_body))
@@ -216,24 +254,28 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             timed(&ctx, handlers::put_binding(ctx.app.clone(), name, b)).await
         });
     // GET /v1/bindings
-    let list_bindings = warp::get()
-        .and(v1.and(warp::path("bindings")).and(end()))
+    let list_bindings = v1
+        .and(warp::path("bindings"))
+        .and(end())
+        .and(warp::get())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and_then(|ctx: Ctx, _c: Caller| async move {
             timed(&ctx, handlers::list_bindings(ctx.app.clone())).await
         });
     // GET /v1/bindings/{name}
-    let get_binding = warp::get()
-        .and(v1.and(warp::path!("bindings" / String)))
+    let get_binding = v1
+        .and(warp::path!("bindings" / String))
+        .and(warp::get())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and_then(|name: String, ctx: Ctx, _c: Caller| async move {
             timed(&ctx, handlers::get_binding(ctx.app.clone(), name)).await
         });
     // DELETE /v1/bindings/{name}
-    let delete_binding = warp::delete()
-        .and(v1.and(warp::path!("bindings" / String)))
+    let delete_binding = v1
+        .and(warp::path!("bindings" / String))
+        .and(warp::delete())
         .and(c())
         .and(role(&ctx, Role::Admin))
         .and_then(|name: String, ctx: Ctx, _c: Caller| async move {
@@ -241,8 +283,10 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         });
 
     // POST /v1/freezes
-    let create_freeze = warp::post()
-        .and(v1.and(warp::path("freezes")).and(end()))
+    let create_freeze = v1
+        .and(warp::path("freezes"))
+        .and(end())
+        .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Admin))
         .and(body(ctx.max_body))
@@ -250,16 +294,19 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             timed(&ctx, handlers::create_freeze(ctx.app.clone(), caller, b)).await
         });
     // GET /v1/freezes
-    let list_freezes = warp::get()
-        .and(v1.and(warp::path("freezes")).and(end()))
+    let list_freezes = v1
+        .and(warp::path("freezes"))
+        .and(end())
+        .and(warp::get())
         .and(c())
         .and(role(&ctx, Role::Read))
         .and_then(|ctx: Ctx, _c: Caller| async move {
             timed(&ctx, handlers::list_freezes(ctx.app.clone())).await
         });
     // DELETE /v1/freezes/{id}
-    let delete_freeze = warp::delete()
-        .and(v1.and(warp::path!("freezes" / String)))
+    let delete_freeze = v1
+        .and(warp::path!("freezes" / String))
+        .and(warp::delete())
         .and(c())
         .and(role(&ctx, Role::Admin))
         .and_then(|id: String, ctx: Ctx, _c: Caller| async move {
@@ -268,8 +315,9 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
 
     // POST /v1/integrations/argo: always 200, even for a refused body
     // (Argo aborts a rollout after a few non-2xx answers; a hold pauses it).
-    let argo = warp::post()
-        .and(v1.and(warp::path!("integrations" / "argo")))
+    let argo = v1
+        .and(warp::path!("integrations" / "argo"))
+        .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Decide))
         .and(warp::body::stream())
@@ -284,8 +332,9 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             integrations::argo(ctx.app.clone(), body, ctx.timeout).await
         });
     // POST /v1/integrations/flagger/{gate}
-    let flagger = warp::post()
-        .and(v1.and(warp::path!("integrations" / "flagger" / String)))
+    let flagger = v1
+        .and(warp::path!("integrations" / "flagger" / String))
+        .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Decide))
         .and(body(ctx.max_body))
@@ -294,13 +343,13 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         });
 
     // GET /healthz, GET /readyz
-    let healthz = warp::get()
-        .and(warp::path("healthz"))
+    let healthz = warp::path("healthz")
         .and(end())
+        .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
-    let readyz = warp::get()
-        .and(warp::path("readyz"))
+    let readyz = warp::path("readyz")
         .and(end())
+        .and(warp::get())
         .and(c())
         .map(|ctx: Ctx| handlers::readyz(&ctx.app));
 

@@ -265,6 +265,7 @@ impl App {
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("compile task failed: {e}")))??;
+        self.engine.check_upgrade(name, &compiled)?;
         let now = Timestamp::now();
         // Persist before activating: an acknowledged upload survives a restart.
         self.store.put_policy(&compiled.meta(name, now), &bytes)?;

@@ -172,7 +172,8 @@ fn bad_upload_never_replaces_a_good_policy_and_pins_hold() {
     let thresholds = BUILTINS.iter().find(|b| b.name == "thresholds").unwrap();
     let first = engine.add_policy("gate", MISBEHAVE, at).unwrap();
     engine
-        .put_binding("follows", misbehave("ok", "gate"))
+        // `{}` settings: accepted by both versions uploaded below.
+        .put_binding("follows", default_binding("gate"))
         .unwrap();
     let pinned = format!("gate@{}", first.digest);
     engine
@@ -269,4 +270,30 @@ fn evaluation_is_deterministic_for_replay() {
         e.policies.iter().map(|p| p.fuel_used).collect::<Vec<_>>()
     };
     assert_eq!(fuel(&a), fuel(&b), "fuel is deterministic");
+}
+
+#[test]
+fn an_upload_that_refuses_existing_binding_settings_is_rejected() {
+    let engine = Engine::new(None).unwrap();
+    let at = now();
+    let component = |n: &str| BUILTINS.iter().find(|b| b.name == n).unwrap().component;
+    let first = engine
+        .add_policy("gate", component("thresholds"), at)
+        .unwrap();
+    let with_rules = Binding {
+        settings: serde_json::json!({"rules": [{"metric": "error_rate", "max": 0.01}]}),
+        ..default_binding("gate")
+    };
+    engine.put_binding("gate", with_rules).unwrap();
+    // canary-judge does not know `rules`: replacing the policy would turn the
+    // binding into a permanent error, so the upload is refused instead.
+    let err = engine
+        .add_policy("gate", component("canary-judge"), at)
+        .unwrap_err();
+    assert!(matches!(err, EngineError::InvalidSettings { .. }), "{err}");
+    assert!(err.to_string().contains("binding `gate`"), "{err}");
+    assert_eq!(
+        engine.snapshot().policy("gate").unwrap().digest,
+        first.digest
+    );
 }

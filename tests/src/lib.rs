@@ -186,6 +186,42 @@ impl Server {
     }
 }
 
+impl Server {
+    /// POST a decision and insist it was stored (201); returns the record.
+    #[track_caller]
+    pub fn decide(&self, request: &Value) -> Value {
+        let (status, body) = self.json("POST", "/v1/decisions", request);
+        assert_eq!(status, 201, "POST /v1/decisions: {body}");
+        body
+    }
+
+    /// GET that must answer 200; returns the body.
+    #[track_caller]
+    pub fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.call("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Run the CLI against this server with extra environment; returns
+    /// (exit code, stdout, stderr) separately.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .env("VERDICT_SERVER", &self.base)
+            .env_remove("VERDICT_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run verdict");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
@@ -193,6 +229,7 @@ impl Drop for Server {
 }
 
 /// A plain HTTP call with ureq (no retries, status codes are not errors).
+/// Panics on a transport error (connection refused, reset …).
 pub fn call(
     base: &str,
     method: &str,
@@ -201,6 +238,20 @@ pub fn call(
     token: Option<&str>,
     content_type: &str,
 ) -> (u16, Value) {
+    try_call(base, method, path, body, token, content_type)
+        .unwrap_or_else(|e| panic!("{method} {base}{path}: {e}"))
+}
+
+/// Like [`call`], but a transport error (e.g. the server was killed
+/// mid-request) is an `Err` instead of a panic.
+pub fn try_call(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    token: Option<&str>,
+    content_type: &str,
+) -> Result<(u16, Value), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -227,16 +278,85 @@ pub fn call(
             .header("Content-Type", content_type)
             .send(body.unwrap_or_default()),
     };
-    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut resp = result.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let text = resp
         .body_mut()
         .with_config()
         .limit(1 << 30)
         .read_to_string()
-        .unwrap_or_default();
+        .map_err(|e| e.to_string())?;
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, value))
+}
+
+/// Send `head` (request line and headers, without the blank line) and
+/// `body` over a fresh TCP connection exactly as given — no URL
+/// normalisation, so `..` and odd methods reach the server untouched.
+/// Returns the status and the body (JSON if it parses, else a string).
+pub fn raw(base: &str, head: &str, body: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = Vec::new();
+    req.extend_from_slice(head.trim_end().as_bytes());
+    req.extend_from_slice(
+        format!(
+            "\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    req.extend_from_slice(body);
+    s.write_all(&req).expect("write request");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in answer to `{head}`: {text:?}"));
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if headers
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
     (status, value)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Assert that `answer` is an error with `status` and the JSON error body
+/// `{"error": {"code": code, "message": <non-empty>}}`; returns the message.
+#[track_caller]
+pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) -> String {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "expected {status} {code}, got {got}: {body}");
+    let err = &body["error"];
+    assert_eq!(err["code"], code, "error code in {body}");
+    let message = err["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error.message must be a string: {body}"));
+    assert!(!message.is_empty(), "empty error message: {body}");
+    message.to_string()
 }
 
 /// A request the built-ins promote: `thresholds` sees a healthy error rate,
