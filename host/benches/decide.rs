@@ -5,6 +5,8 @@
 //!   `evaluate` call of a minimal policy (`policies/adversarial/misbehave` in
 //!   `ok` mode: one promote vote, no work).
 //!
+//! - `policy/<name>`: each built-in alone on the same request.
+//!
 //! Run: `cargo bench -p verdict --bench decide`.
 
 use std::hint::black_box;
@@ -47,6 +49,19 @@ fn benches(c: &mut Criterion) {
     c.bench_function("decision/five_builtins", |b| {
         b.iter(|| black_box(engine.evaluate(req.clone(), now)))
     });
+
+    // Each built-in alone on the same request: where a decision's time goes.
+    let set = engine.snapshot();
+    for b in &verdict::builtin::BUILTINS {
+        let binding = Engine::matching(&set, &req)
+            .into_iter()
+            .find(|ab| ab.name == b.name)
+            .expect("built-in bound");
+        c.bench_function(&format!("policy/{}", b.name), |bench| {
+            bench
+                .iter(|| black_box(engine.evaluate_with(&set, &[binding], req.clone(), now, false)))
+        });
+    }
 
     let minimal = Arc::new(engine.compile("minimal", MINIMAL).expect("minimal policy"));
     let binding = Binding {
