@@ -273,7 +273,9 @@ pub struct PolicyResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abstained: Option<String>,
     pub reasons: Vec<Reason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Always present (`null` when the policy ran cleanly) so auditors and
+    /// deploy tools can test it without knowing the optional fields.
+    #[serde(default)]
     pub error: Option<PolicyFailure>,
     pub duration_us: u64,
     /// Exact for votes, abstentions, fuel exhaustion and memory failures. A
