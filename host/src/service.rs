@@ -178,9 +178,7 @@ impl App {
             }
         }
         let engine = self.engine.clone();
-        let eval = tokio::task::spawn_blocking(move || engine.evaluate(req, Timestamp::now()))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("evaluation task failed: {e}")))?;
+        let eval = blocking("evaluation", move || engine.evaluate(req, Timestamp::now())).await?;
         match self.store.append(eval).await? {
             Appended::New(d) => Ok((d, true)),
             Appended::Existing(d) => Ok((d, false)),
@@ -220,9 +218,10 @@ impl App {
             refs.iter()
                 .map(|r| {
                     let policy = set.resolve(r)?;
+                    let name = policy.info.name.clone();
                     Ok(ActiveBinding::new(
-                        &policy.info.name.clone(),
-                        adhoc(r),
+                        &name,
+                        builtin::default_binding(r),
                         policy,
                     ))
                 })
@@ -236,12 +235,11 @@ impl App {
         let engine = self.engine.clone();
         let request = original.request.clone();
         let at = original.request.time.unwrap_or(original.decided_at);
-        let replayed = tokio::task::spawn_blocking(move || {
+        let replayed = blocking("replay", move || {
             let refs: Vec<&ActiveBinding> = bindings.iter().collect();
             engine.evaluate_with(&set, &refs, request, at, false)
         })
-        .await
-        .map_err(|e| ServiceError::Internal(format!("replay task failed: {e}")))?;
+        .await?;
         let diff = diff(&original.policies, &replayed.policies);
         Ok(ReplayReport {
             decision_id: original.id.clone(),
@@ -260,11 +258,10 @@ impl App {
         }
         let engine = self.engine.clone();
         let owned = name.to_string();
-        let (compiled, bytes) = tokio::task::spawn_blocking(move || {
+        let (compiled, bytes) = blocking("compile", move || {
             engine.compile(&owned, &bytes).map(|c| (Arc::new(c), bytes))
         })
-        .await
-        .map_err(|e| ServiceError::Internal(format!("compile task failed: {e}")))??;
+        .await??;
         self.engine.check_upgrade(name, &compiled)?;
         let now = Timestamp::now();
         // Persist before activating: an acknowledged upload survives a restart.
@@ -343,10 +340,6 @@ impl App {
     }
 }
 
-fn adhoc(policy: &str) -> Binding {
-    builtin::default_binding(policy)
-}
-
 fn recorded_binding(
     set: &crate::engine::ActiveSet,
     p: &PolicyResult,
@@ -403,6 +396,17 @@ fn diff(before: &[PolicyResult], after: &[PolicyResult]) -> Vec<PolicyDiff> {
         });
     }
     out
+}
+
+/// Run blocking work (Wasm, a full chain walk) on tokio's blocking pool,
+/// never on the async reactor.
+pub async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("{what} task failed: {e}")))
 }
 
 /// Input checks serde cannot express.

@@ -133,6 +133,9 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     slots: Slots,
+    /// This engine's compiled-code format tag, computed once: it keys the
+    /// artifact cache on every compile.
+    tag: String,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -230,7 +233,14 @@ impl Runtime {
             })
             .map_err(|e| SandboxError::Setup(format!("cannot start the epoch ticker: {e}")))?;
 
+        let tag = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
         Ok(Runtime {
+            tag,
             engine,
             linker,
             slots: Slots {
@@ -243,11 +253,8 @@ impl Runtime {
 
     /// A stable hex tag for this engine's compiled-code format: cached
     /// artifacts from another wasmtime version or configuration never match.
-    pub fn compatibility_tag(&self) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        format!("{:016x}", h.finish())
+    pub fn compatibility_tag(&self) -> &str {
+        &self.tag
     }
 
     /// Validate, compile and describe a component.
@@ -310,7 +317,7 @@ impl Runtime {
         cache: Option<&ArtifactCache>,
     ) -> Result<Component, SandboxError> {
         let tag = self.compatibility_tag();
-        if let Some(artifact) = cache.and_then(|c| c.get(digest, &tag)) {
+        if let Some(artifact) = cache.and_then(|c| c.get(digest, tag)) {
             // SAFETY: the cache only holds bytes this engine configuration
             // serialized (keyed by digest and compatibility tag, inside our
             // own data dir); wasmtime still checks the header and version
@@ -323,7 +330,7 @@ impl Runtime {
             .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
         if let (Some(cache), Ok(artifact)) = (cache, component.serialize()) {
             // A cache write failure only costs a recompile on next start.
-            if let Err(e) = cache.put(digest, &tag, &artifact) {
+            if let Err(e) = cache.put(digest, tag, &artifact) {
                 tracing::warn!(digest, error = %e, "could not cache compiled policy");
             }
         }

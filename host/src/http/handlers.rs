@@ -13,7 +13,7 @@ use warp::Reply;
 use super::auth::Caller;
 use super::errors::{parse_json, ApiError};
 use crate::domain::{Binding, DecisionRequest, Selector, Verdict};
-use crate::service::{App, ReplayRequest};
+use crate::service::{blocking, App, ReplayRequest};
 use crate::store::Query;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -108,11 +108,7 @@ pub async fn replay(app: Arc<App>, id: String, body: Bytes) -> Result<Response> 
 /// GET /v1/audit/verify
 pub async fn verify(app: Arc<App>) -> Result<Response> {
     let app2 = app.clone();
-    let report = tokio::task::spawn_blocking(move || app2.verify())
-        .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })??;
+    let report = blocking("verify", move || app2.verify()).await??;
     ok(StatusCode::OK, &report)
 }
 
@@ -155,11 +151,7 @@ pub async fn put_binding(app: Arc<App>, name: String, body: Bytes) -> Result<Res
     let app2 = app.clone();
     let (n, b) = (name.clone(), binding.clone());
     // Validation runs the policy's `validate-settings`: off the reactor.
-    tokio::task::spawn_blocking(move || app2.put_binding(&n, b))
-        .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })??;
+    blocking("binding", move || app2.put_binding(&n, b)).await??;
     ok(
         StatusCode::OK,
         &serde_json::json!({"name": name, "binding": binding}),
