@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::source::{QueryConfig, SourceConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file `{path}`: {source}")]
@@ -62,6 +64,10 @@ pub struct Config {
     /// Flush the store before acknowledging a decision. Only turn off to
     /// measure what durability costs.
     pub flush: bool,
+    /// Where pulled metrics come from (`[[metric_sources]]`, design.md §3b).
+    pub metric_sources: Vec<SourceConfig>,
+    /// What to pull for which deployments (`[[metric_queries]]`).
+    pub metric_queries: Vec<QueryConfig>,
 }
 
 impl Default for Config {
@@ -75,6 +81,8 @@ impl Default for Config {
             max_policy_bytes: 16 << 20,
             request_timeout_ms: 30_000,
             flush: true,
+            metric_sources: Vec::new(),
+            metric_queries: Vec::new(),
         }
     }
 }
@@ -157,7 +165,8 @@ impl Config {
                     .into(),
             ));
         }
-        Ok(())
+        crate::source::validate(&self.metric_sources, &self.metric_queries)
+            .map_err(ConfigError::Invalid)
     }
 }
 

@@ -118,6 +118,40 @@ pub struct Metric {
     pub canary: Vec<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Set when the host pulled this metric from a metric source rather
+    /// than the caller pushing it: where it came from, the queries exactly
+    /// as sent, and what went wrong. Policies do not see it; auditors do,
+    /// and replay needs nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled: Option<Pulled>,
+}
+
+/// Provenance of a pulled metric (design.md §3b).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pulled {
+    /// The configured source's name.
+    pub source: String,
+    /// The queries as sent, templates expanded (`query_range` for the two
+    /// series, an instant `query` for a value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_query: Option<String>,
+    /// Range of the series queries; `end` is also the instant of a value query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Timestamp>,
+    pub end: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_seconds: Option<u64>,
+    /// A required metric that could not be pulled caps the verdict at hold.
+    pub required: bool,
+    /// Why the samples are missing or incomplete (source down, timeout, no
+    /// data, bad template …). `None`: everything asked for arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostic: Option<String>,
 }
 
 fn nullable_samples<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {

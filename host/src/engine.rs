@@ -389,7 +389,8 @@ impl Engine {
                 self.run_binding(b, &input)
             })
             .collect();
-        let (verdict, reasons) = combine::combine(&policies, &freezes);
+        let (mut verdict, mut reasons) = combine::combine(&policies, &freezes);
+        combine::missing_evidence(&req.metrics, &mut verdict, &mut reasons);
         Evaluation {
             verdict,
             reasons,

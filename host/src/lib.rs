@@ -14,6 +14,8 @@
 //!   default bindings, so `verdict serve` works with zero configuration.
 //! - [`config`]: server settings (defaults, TOML file, `VERDICT_*` env).
 //! - [`service`]: engine + store together: decide-then-store, persist-then-activate.
+//! - [`source`]: metric sources (Prometheus): pulls the samples Argo and
+//!   Flagger cannot send, recorded in the decision's input.
 //! - [`store`]: the sled audit store: hash-chained decisions, group commit,
 //!   registry persistence (the only module that touches sled).
 //! - [`http`]: the warp HTTP API (the only module that touches warp).
@@ -26,4 +28,5 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod service;
+pub mod source;
 pub mod store;

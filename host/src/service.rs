@@ -17,6 +17,7 @@ use crate::domain::{
     Verdict,
 };
 use crate::engine::{ActiveBinding, ArtifactCache, Engine, EngineError};
+use crate::source::Sources;
 use crate::store::{Appended, Page, Query, Store, StoreError, VerifyReport};
 
 /// Bounds on a decision request, so one request cannot occupy the engine
@@ -76,6 +77,8 @@ pub struct PolicyDiff {
 pub struct App {
     engine: Arc<Engine>,
     store: Store,
+    /// Metric sources and queries: what to pull before evaluating.
+    sources: Arc<Sources>,
     ready: AtomicBool,
     freeze_counter: AtomicU64,
 }
@@ -93,9 +96,12 @@ impl App {
         let cache = ArtifactCache::open(&config.data_dir.join("cache"))
             .map_err(|e| ServiceError::Internal(format!("cannot open the artifact cache: {e}")))?;
         let engine = Arc::new(Engine::new(Some(cache))?);
+        let sources = Sources::new(&config.metric_sources, &config.metric_queries)
+            .map_err(ServiceError::InvalidRequest)?;
         let app = App {
             engine,
             store,
+            sources: Arc::new(sources),
             ready: AtomicBool::new(false),
             freeze_counter: AtomicU64::new(0),
         };
@@ -178,7 +184,16 @@ impl App {
             }
         }
         let engine = self.engine.clone();
-        let eval = blocking("evaluation", move || engine.evaluate(req, Timestamp::now())).await?;
+        let sources = self.sources.clone();
+        let eval = blocking("evaluation", move || {
+            let mut req = req;
+            let now = Timestamp::now();
+            // Fixed before pulling: the pulled ranges end at the decision time.
+            req.time.get_or_insert(now);
+            sources.pull(&mut req);
+            engine.evaluate(req, now)
+        })
+        .await?;
         match self.store.append(eval).await? {
             Appended::New(d) => Ok((d, true)),
             Appended::Existing(d) => Ok((d, false)),

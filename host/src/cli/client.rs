@@ -194,6 +194,7 @@ fn build_request(args: &DecideArgs) -> anyhow::Result<DecisionRequest> {
             baseline: Vec::new(),
             canary: Vec::new(),
             value: Some(value),
+            pulled: None,
         });
     }
     req.change.labels.extend(args.labels.iter().cloned());

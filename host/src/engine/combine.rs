@@ -4,7 +4,7 @@
 //! not vote; promote needs at least one enforcing promote and nothing else;
 //! no vote at all is a hold, never a promote.
 
-use crate::domain::{Freeze, Mode, PolicyResult, Reason, Verdict};
+use crate::domain::{Freeze, Metric, Mode, PolicyResult, Reason, Verdict};
 
 /// Combine the policies' results (and any manual freezes in scope).
 pub fn combine(results: &[PolicyResult], freezes: &[&Freeze]) -> (Verdict, Vec<Reason>) {
@@ -59,6 +59,51 @@ pub fn combine(results: &[PolicyResult], freezes: &[&Freeze]) -> (Verdict, Vec<R
         }
     }
     (verdict, reasons)
+}
+
+/// Pulled metrics that did not (fully) arrive (design.md §3b): each gap
+/// becomes a host reason, listed first; a gap in a *required* metric turns a
+/// promote into a hold, because "the source was down" must never read as
+/// "the canary is fine". Only the stored input is consulted, so a replay
+/// reaches the same verdict without the source.
+pub fn missing_evidence(metrics: &[Metric], verdict: &mut Verdict, reasons: &mut Vec<Reason>) {
+    let gaps: Vec<(&Metric, bool, &str)> = metrics
+        .iter()
+        .filter_map(|m| {
+            let p = m.pulled.as_ref()?;
+            Some((m, p.required, p.diagnostic.as_deref()?))
+        })
+        .collect();
+    if gaps.is_empty() {
+        return;
+    }
+    let capped = *verdict == Verdict::Promote && gaps.iter().any(|(_, required, _)| *required);
+    if capped {
+        *verdict = Verdict::Hold;
+    }
+    let mut host: Vec<Reason> = gaps
+        .iter()
+        .map(|(m, required, diagnostic)| {
+            let source = &m.pulled.as_ref().expect("filtered above").source;
+            let consequence = match (required, capped) {
+                (true, true) => "; it is required, so this cannot promote",
+                (true, false) => "; it is required",
+                (false, _) => "",
+            };
+            Reason {
+                policy: None,
+                message: format!(
+                    "metric `{}` from source `{source}`: {diagnostic}{consequence}",
+                    m.name
+                ),
+                metric: Some(m.name.clone()),
+                observed: None,
+                threshold: None,
+            }
+        })
+        .collect();
+    host.append(reasons);
+    *reasons = host;
 }
 
 fn no_vote_reason(results: &[PolicyResult]) -> String {
@@ -214,5 +259,63 @@ mod tests {
         assert_eq!(v, Freeze);
         assert!(reasons[0].message.contains("black friday"));
         assert!(reasons[0].message.contains("`f1`"));
+    }
+
+    fn pulled(name: &str, required: bool, diagnostic: Option<&str>) -> Metric {
+        Metric {
+            name: name.into(),
+            unit: None,
+            baseline: Vec::new(),
+            canary: Vec::new(),
+            value: None,
+            pulled: Some(crate::domain::Pulled {
+                source: "prom".into(),
+                baseline_query: None,
+                canary_query: None,
+                value_query: None,
+                start: None,
+                end: "2026-01-01T00:00:00Z".parse().unwrap(),
+                step_seconds: None,
+                required,
+                diagnostic: diagnostic.map(str::to_string),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_missing_required_metric_turns_promote_into_hold() {
+        let metrics = [
+            pulled("latency", true, Some("cannot reach http://prom: refused")),
+            pulled("errors", true, None),
+        ];
+        let (mut v, mut reasons) = (Promote, vec![Reason::host("all good")]);
+        missing_evidence(&metrics, &mut v, &mut reasons);
+        assert_eq!(v, Hold);
+        assert_eq!(reasons.len(), 2);
+        assert_eq!(reasons[0].metric.as_deref(), Some("latency"));
+        assert_eq!(
+            reasons[0].message,
+            "metric `latency` from source `prom`: cannot reach http://prom: refused; \
+             it is required, so this cannot promote"
+        );
+        assert_eq!(reasons[1].message, "all good");
+    }
+
+    #[test]
+    fn optional_gaps_and_complete_pulls_only_explain() {
+        let (mut v, mut reasons) = (Promote, vec![]);
+        missing_evidence(&[pulled("x", false, Some("no data"))], &mut v, &mut reasons);
+        assert_eq!(v, Promote);
+        assert_eq!(reasons[0].message, "metric `x` from source `prom`: no data");
+
+        let (mut v, mut reasons) = (Promote, vec![]);
+        missing_evidence(&[pulled("x", true, None)], &mut v, &mut reasons);
+        assert_eq!((v, reasons.len()), (Promote, 0));
+
+        // Worse verdicts stand; the gap is still reported.
+        let (mut v, mut reasons) = (Rollback, vec![]);
+        missing_evidence(&[pulled("x", true, Some("timeout"))], &mut v, &mut reasons);
+        assert_eq!(v, Rollback);
+        assert!(reasons[0].message.ends_with("timeout; it is required"));
     }
 }

@@ -48,6 +48,7 @@ pub(super) fn eval(service: &str, environment: &str, verdict: Verdict) -> Evalua
                 baseline: vec![0.004],
                 canary: vec![0.005],
                 value: None,
+                pulled: None,
             }],
             time: Some("2025-01-02T03:04:05Z".parse().unwrap()),
             idempotency_key: None,
