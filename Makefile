@@ -6,11 +6,11 @@ EXAMPLES := canary-judge error-budget freeze-window change-risk thresholds
 VERDICT := cargo run -q -p verdict --
 REBUILT := target/policies-rebuilt
 
-.PHONY: test toolchain policies check-policies test-policies test-host
+.PHONY: test toolchain test-tools policies check-policies test-policies test-host
 
 ## Everything CI checks: toolchain, rebuilt policies against their fixtures,
 ## the policies' native unit tests, then the host and end-to-end tests.
-test: toolchain check-policies test-policies test-host
+test: toolchain test-tools check-policies test-policies test-host
 
 ## Install a wasm32 toolchain if none is present (Debian fallback of
 ## toolchain.md; rustup users: `rustup target add wasm32-unknown-unknown`).
@@ -25,6 +25,20 @@ toolchain:
 	    rustc-web cargo-web rust-web-src lld-22 >/dev/null; \
 	else \
 	  echo "no wasm toolchain: run 'rustup target add wasm32-unknown-unknown'" >&2; exit 1; \
+	fi
+
+## Debian's `prometheus` package: the end-to-end tests start a real
+## Prometheus (pulled metrics) and run `promtool check metrics` on /metrics.
+test-tools:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then \
+	  echo "test tools: prometheus and promtool present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "test tools: installing Debian prometheus (server and promtool)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null; \
+	else \
+	  echo "prometheus/promtool missing: 'sudo apt-get install prometheus' (or set VERDICT_SKIP_PROMETHEUS=1 to skip those tests)" >&2; \
+	  [ -n "$$VERDICT_SKIP_PROMETHEUS" ]; \
 	fi
 
 ## Rebuild the committed components in policies/dist/ (commit the result).
