@@ -226,4 +226,37 @@ mod tests {
         let err = Config::load(Some(&p)).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
     }
+
+    #[test]
+    fn metric_sources_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("verdict.toml");
+        let source =
+            "[[metric_sources]]\nname = \"prom\"\ntype = \"prometheus\"\nurl = \"http://p:9090\"\n";
+        std::fs::write(
+            &p,
+            format!(
+                "{source}[[metric_queries]]\nmetric = \"m\"\nsource = \"prom\"\nvalue = \"up\"\n"
+            ),
+        )
+        .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.metric_queries[0].lookback, "10m");
+        assert!(c.metric_queries[0].required);
+        std::fs::write(
+            &p,
+            format!(
+                "{source}[[metric_queries]]\nmetric = \"m\"\nsource = \"thanos\"\nvalue = \"up\"\n"
+            ),
+        )
+        .unwrap();
+        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(
+            err.contains("metric query `m`: unknown source `thanos`"),
+            "{err}"
+        );
+        std::fs::write(&p, source.replace("prometheus\"", "graphite\"")).unwrap();
+        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(err.contains("graphite"), "{err}");
+    }
 }
