@@ -122,6 +122,11 @@ pub fn init(format: LogFormat) -> Telemetry {
     // internal logs must never feed back into the exporter.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer.tracer(NAME))
+        // Source locations, thread ids and busy/idle times on every span
+        // cost per request and say nothing an operator needs.
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
         .with_filter(Targets::new().with_target(NAME, LevelFilter::INFO));
     let json = (format == LogFormat::Json).then(|| {
         tracing_subscriber::fmt::layer()
@@ -410,8 +415,9 @@ pub fn policy_evaluated(span: &Span, r: &PolicyResult) {
     if let Some(v) = r.verdict {
         span.record("policy.verdict", v.as_str());
     }
-    span.record("policy.fuel_used", r.fuel_used);
-    span.record("policy.duration_us", r.duration_us);
+    // OpenTelemetry integers are i64; neither value comes near the limit.
+    span.record("policy.fuel_used", saturating_i64(r.fuel_used));
+    span.record("policy.duration_us", saturating_i64(r.duration_us));
     let m = metrics();
     let policy = KeyValue::new("policy", r.name.clone());
     if let Some(e) = &r.error {
@@ -425,4 +431,8 @@ pub fn policy_evaluated(span: &Span, r: &PolicyResult) {
         &[policy.clone(), KeyValue::new("outcome", outcome)],
     );
     m.policy_fuel.record(r.fuel_used, &[policy]);
+}
+
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -28,7 +28,8 @@ pub fn request_span(method: &Method, path: &str, headers: &HeaderMap) -> Span {
 
 /// Count one answered request; called inside its span.
 pub fn answered(method: &Method, path: &str, status: StatusCode, took: Duration) {
-    Span::current().record("http.response.status_code", status.as_u16());
+    // As i64: tracing-opentelemetry exports a u16 as a string attribute.
+    Span::current().record("http.response.status_code", i64::from(status.as_u16()));
     telemetry::metrics().http_request(route(path), method_label(method), status.as_u16(), took);
 }
 
