@@ -172,8 +172,8 @@ impl App {
 
     /// Decide and store. Returns the stored decision and whether it is new
     /// (false: an earlier decision with the same idempotency key).
-    /// Decide `req` inside a `decision` span, then count and log it
-    /// (telemetry.rs); the work itself is [`App::decide_untraced`].
+    /// Runs in a `decision` span, then counts and logs the decision
+    /// (telemetry.rs); the work itself is `decide_untraced`.
     pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
         let span = telemetry::decision_span(&req);
         let started = std::time::Instant::now();
