@@ -235,6 +235,9 @@ fn decision_trace_continues_the_callers_trace_and_metrics_reach_the_collector() 
         env: otlp_env(&collector.endpoint),
         ..Options::default()
     });
+    // A shadow binding that runs out of fuel: a policy span with an error.
+    let (st, body) = s.json("PUT", "/v1/bindings/starved", &starved_binding("checkout"));
+    assert_eq!(st, 200, "{body}");
     let record = decide_with(
         &s,
         &healthy_request("checkout", "prod"),
@@ -318,7 +321,9 @@ fn decision_trace_continues_the_callers_trace_and_metrics_reach_the_collector() 
             p["fuel_used"].as_i64(),
             "fuel of `{binding}`"
         );
-        let outcome = if p["abstained"].is_string() {
+        let outcome = if p["error"].is_object() {
+            "error"
+        } else if p["abstained"].is_string() {
             "abstain"
         } else {
             "vote"
@@ -326,6 +331,11 @@ fn decision_trace_continues_the_callers_trace_and_metrics_reach_the_collector() 
         assert_eq!(
             str_attr(a, "policy.outcome").as_deref(),
             Some(outcome),
+            "{p}"
+        );
+        assert_eq!(
+            str_attr(a, "error.kind"),
+            p["error"]["kind"].as_str().map(String::from),
             "{p}"
         );
         if outcome == "vote" {
@@ -337,10 +347,23 @@ fn decision_trace_continues_the_callers_trace_and_metrics_reach_the_collector() 
     }
 
     let verdict = record["verdict"].as_str().unwrap();
+    let starved = policies.iter().find(|p| p["binding"] == "starved").unwrap();
+    assert_eq!(starved["error"]["kind"], "fuel", "{starved}");
     let count = wait_for(30, "verdict.decisions metric", || {
         collector.decisions(verdict, "prod")
     });
     assert_eq!(count, 1);
+}
+
+/// A shadow binding for `service` with fuel enough to check its settings
+/// but not to judge 20 samples: one policy error, the verdict unchanged.
+fn starved_binding(service: &str) -> Value {
+    json!({
+        "policy": "canary-judge",
+        "selector": {"service": service},
+        "mode": "shadow",
+        "limits": {"fuel": 5000},
+    })
 }
 
 /// `GET /metrics` as text.
@@ -359,15 +382,7 @@ fn metrics_endpoint_serves_prometheus_text_that_promtool_accepts() {
     s.decide(&healthy_request("web", "prod"));
     s.decide(&healthy_request("web", "prod"));
     s.decide(&failing_request("web", "staging"));
-    // A shadow binding with fuel enough to check its settings but not to
-    // judge 20 samples: one policy error, the verdict unchanged.
-    let starved = json!({
-        "policy": "canary-judge",
-        "selector": {"service": "starved"},
-        "mode": "shadow",
-        "limits": {"fuel": 5000},
-    });
-    let (st, body) = s.json("PUT", "/v1/bindings/starved", &starved);
+    let (st, body) = s.json("PUT", "/v1/bindings/starved", &starved_binding("starved"));
     assert_eq!(st, 200, "{body}");
     s.decide(&healthy_request("starved", "prod"));
     let (st, _) = s.call("GET", "/no/such/route", None);
