@@ -25,8 +25,8 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing::{field, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter, Targets};
+use tracing_subscriber::layer::{Filter, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
@@ -101,23 +101,6 @@ pub fn init(format: LogFormat) -> Telemetry {
     opentelemetry::global::set_meter_provider(meter.clone());
     metrics();
 
-    let env_filter = || {
-        let filter = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
-        // warp's request tracer logs two lines per request (and a warning
-        // per 4xx); the request span carries that already. Shown only
-        // when `RUST_LOG` names that target.
-        let asked = std::env::var("RUST_LOG").is_ok_and(|v| v.contains(WARP_TRACE));
-        if asked {
-            filter
-        } else {
-            filter.add_directive(
-                format!("{WARP_TRACE}=off")
-                    .parse()
-                    .expect("valid directive"),
-            )
-        }
-    };
     // Only our own spans and events become OpenTelemetry data: the SDK's
     // internal logs must never feed back into the exporter.
     let otel = tracing_opentelemetry::layer()
@@ -134,14 +117,13 @@ pub fn init(format: LogFormat) -> Telemetry {
             // Event fields (decision_id, trace_id …) at the top level of
             // the object, where log pipelines index them.
             .flatten_event(true)
-            .with_span_list(false)
             .with_writer(std::io::stderr)
-            .with_filter(env_filter())
+            .with_filter(log_filter())
     });
     let text = (format == LogFormat::Text).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .with_filter(env_filter())
+            .with_filter(log_filter())
     });
     let _ = tracing_subscriber::registry()
         .with(otel)
@@ -159,6 +141,29 @@ pub fn init(format: LogFormat) -> Telemetry {
         );
     }
     Telemetry { tracer, meter }
+}
+
+/// What the log layers print: `RUST_LOG` (default info), events only.
+/// Formatting every span's fields for log context would cost on each
+/// request, and the one decision line carries its own ids; spans are for
+/// traces.
+fn log_filter<S>() -> impl Filter<S> {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    // warp's request tracer logs two lines per request (and a warning per
+    // 4xx); the request span carries that already. Shown only when
+    // `RUST_LOG` names that target.
+    let asked = std::env::var("RUST_LOG").is_ok_and(|v| v.contains(WARP_TRACE));
+    let filter = if asked {
+        filter
+    } else {
+        filter.add_directive(
+            format!("{WARP_TRACE}=off")
+                .parse()
+                .expect("valid directive"),
+        )
+    };
+    filter.and(filter_fn(|m| m.is_event()))
 }
 
 /// `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` when given (the SDK's
