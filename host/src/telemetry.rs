@@ -123,6 +123,8 @@ pub fn init(format: LogFormat) -> Telemetry {
     let text = (format == LogFormat::Text).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            // Colour codes only for a person at a terminal, not in log files.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_filter(log_filter())
     });
     let _ = tracing_subscriber::registry()
@@ -372,7 +374,7 @@ pub fn decided<E: std::fmt::Display>(
         tracing::info!(
             decision_id = %d.id,
             trace_id = %trace_id,
-            verdict,
+            verdict = %verdict,
             service = %d.request.deployment.service,
             environment = %env,
             new,
