@@ -23,6 +23,7 @@ pub use sandbox::{digest_of, CompiledPolicy, Runtime, SandboxError};
 use crate::domain::{
     Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult,
 };
+use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -386,7 +387,17 @@ impl Engine {
             .iter()
             .map(|b| {
                 input.settings.clone_from(&b.settings_json);
-                self.run_binding(b, &input)
+                let info = &b.policy.info;
+                let span = telemetry::policy_span(
+                    &b.name,
+                    &info.name,
+                    &info.version,
+                    &b.policy.digest,
+                    b.binding.mode,
+                );
+                let result = span.in_scope(|| self.run_binding(b, &input));
+                telemetry::policy_evaluated(&span, &result);
+                result
             })
             .collect();
         let (mut verdict, mut reasons) = combine::combine(&policies, &freezes);

@@ -5,11 +5,13 @@
 //! - [`integrations`]: the Argo Rollouts and Flagger front doors.
 //! - [`auth`]: bearer tokens with roles.
 //! - [`errors`]: the one mapping from errors and rejections to JSON bodies.
+//! - [`observe`]: the per-request span and HTTP metrics.
 
 pub mod auth;
 pub mod errors;
 pub mod handlers;
 pub mod integrations;
+pub mod observe;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -352,6 +354,11 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(c())
         .map(|ctx: Ctx| handlers::readyz(&ctx.app));
+    // GET /metrics: no auth, like the probes (scrapers rarely carry tokens).
+    let metrics = warp::path("metrics")
+        .and(end())
+        .and(warp::get())
+        .map(handlers::metrics);
 
     // Boxing each route erases warp's nested filter types: a long chain of
     // unboxed `or`s makes rustc's type checking take minutes.
@@ -376,12 +383,25 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         flagger.boxed(),
         healthz.boxed(),
         readyz.boxed(),
+        metrics.boxed(),
     ];
     let combined = all
         .into_iter()
         .reduce(|a, b| a.or(b).unify().boxed())
         .expect("at least one route");
-    combined.recover(errors::recover).unify().boxed()
+    let recovered = combined.recover(errors::recover).unify().boxed();
+    // Outside the recovery, so every answer (404s and 401s included) is
+    // counted; the trace wrapper is outermost so the metrics callback runs
+    // inside the request span and can record the status on it.
+    recovered
+        .with(warp::log::custom(|info: warp::log::Info<'_>| {
+            observe::answered(info.method(), info.path(), info.status(), info.elapsed())
+        }))
+        .with(warp::trace(|info: warp::trace::Info<'_>| {
+            observe::request_span(info.method(), info.path(), info.request_headers())
+        }))
+        .map(Reply::into_response)
+        .boxed()
 }
 
 /// Serve the API on an already-bound listener until `shutdown` resolves,

@@ -19,6 +19,9 @@
 //! - [`store`]: the sled audit store: hash-chained decisions, group commit,
 //!   registry persistence (the only module that touches sled).
 //! - [`http`]: the warp HTTP API (the only module that touches warp).
+//! - [`telemetry`]: OpenTelemetry traces and metrics, OTLP export, the
+//!   Prometheus text for `/metrics`, log setup (the only module that
+//!   touches the OpenTelemetry SDK).
 //! - [`cli`]: the `verdict` command line (serve, decide, audit, replay, policy …).
 
 pub mod builtin;
@@ -30,3 +33,4 @@ pub mod http;
 pub mod service;
 pub mod source;
 pub mod store;
+pub mod telemetry;

@@ -19,6 +19,8 @@ use crate::domain::{
 use crate::engine::{ActiveBinding, ArtifactCache, Engine, EngineError};
 use crate::source::Sources;
 use crate::store::{Appended, Page, Query, Store, StoreError, VerifyReport};
+use crate::telemetry;
+use tracing::Instrument;
 
 /// Bounds on a decision request, so one request cannot occupy the engine
 /// with megabytes of samples per policy.
@@ -176,7 +178,20 @@ impl App {
 
     /// Decide and store. Returns the stored decision and whether it is new
     /// (false: an earlier decision with the same idempotency key).
+    /// Runs in a `decision` span, then counts and logs the decision
+    /// (telemetry.rs); the work itself is `decide_untraced`.
     pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
+        let span = telemetry::decision_span(&req);
+        let started = std::time::Instant::now();
+        let result = self.decide_untraced(req).instrument(span.clone()).await;
+        telemetry::decided(&span, started, &result);
+        result
+    }
+
+    async fn decide_untraced(
+        &self,
+        req: DecisionRequest,
+    ) -> Result<(Decision, bool), ServiceError> {
         validate_request(&req)?;
         if let Some(key) = &req.idempotency_key {
             if let Some(existing) = self.store.get_by_idempotency_key(key)? {
@@ -419,7 +434,10 @@ pub async fn blocking<T: Send + 'static>(
     what: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServiceError> {
-    tokio::task::spawn_blocking(work)
+    // The blocking pool does not inherit the current span: carry it over,
+    // so spans opened there (policy evaluations) nest under the caller's.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(|e| ServiceError::Internal(format!("{what} task failed: {e}")))
 }

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,6 +39,11 @@ pub struct Options {
     /// Contents of a `verdict.toml` to pass with `--config`.
     pub config: Option<String>,
     pub env: Vec<(String, String)>,
+    /// Extra `verdict serve` arguments (e.g. `--log-format json`).
+    pub args: Vec<String>,
+    /// Keep the server's stderr (its logs) for [`Server::stderr_lines`]
+    /// instead of passing it through.
+    pub capture_stderr: bool,
 }
 
 /// A running `verdict serve` child process.
@@ -49,6 +54,8 @@ pub struct Server {
     /// Keeps the temporary data dir alive for the server's lifetime.
     _temp: Option<tempfile::TempDir>,
     pub token: Option<String>,
+    /// Lines the server wrote to stderr so far, when captured.
+    stderr: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Server {
@@ -81,7 +88,22 @@ impl Server {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
+        cmd.args(&opts.args);
+        if opts.capture_stderr {
+            cmd.stderr(Stdio::piped());
+        }
         let mut child = cmd.spawn().expect("spawn verdict serve");
+        let stderr = child.stderr.take().map(|err| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let sink = lines.clone();
+            // Drained continuously so the server never blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -104,7 +126,14 @@ impl Server {
             data_dir,
             _temp: temp,
             token: None,
+            stderr,
         }
+    }
+
+    /// What the server logged so far (needs `Options::capture_stderr`).
+    pub fn stderr_lines(&self) -> Vec<String> {
+        let lines = self.stderr.as_ref().expect("start with capture_stderr");
+        lines.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {

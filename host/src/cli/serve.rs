@@ -4,12 +4,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::config::Config;
 use crate::http::{self, Ctx};
 use crate::service::App;
+use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -47,28 +49,29 @@ impl ServeArgs {
     }
 }
 
-pub fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
+/// How long shutdown waits for telemetry to reach the collector.
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
+
+pub fn log_format(s: &str) -> anyhow::Result<LogFormat> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => anyhow::bail!("unknown log format `{other}`: use `text` or `json`"),
     }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(&args.log_format);
-    let config = args.config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
+    let telemetry = telemetry::init(log_format(&args.log_format)?);
+    let result = (|| {
+        let config = args.config()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(serve(config))
+    })();
+    telemetry.shutdown(TELEMETRY_FLUSH);
+    result
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -239,3 +239,16 @@ pub fn readyz(app: &App) -> Response {
     };
     with_status(json(&body), status).into_response()
 }
+
+/// GET /metrics
+pub fn metrics() -> Response {
+    match crate::telemetry::prometheus_text() {
+        Ok(text) => warp::reply::with_header(
+            text,
+            "content-type",
+            crate::telemetry::prometheus::CONTENT_TYPE,
+        )
+        .into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics", e).reply(),
+    }
+}

@@ -100,7 +100,10 @@ impl Writer {
         // Flush even when only duplicates were answered: their originals may
         // come from a batch whose flush failed.
         if self.flush_each_batch {
-            if let Err(e) = self.db.flush() {
+            let started = std::time::Instant::now();
+            let flushed = self.db.flush();
+            crate::telemetry::metrics().store_flush(started.elapsed());
+            if let Err(e) = flushed {
                 let err = StoreError::Storage(format!("flushing to disk: {e}"));
                 return fail(outcomes, err);
             }
