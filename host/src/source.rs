@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use crate::domain::{DecisionRequest, Metric, Pulled, Selector};
 use crate::service::MAX_SAMPLES_PER_SERIES;
+use crate::telemetry;
 
 /// Most points one series query may ask for (Prometheus refuses more than
 /// 11,000 per series; staying below keeps the error ours and clear).
@@ -414,11 +415,29 @@ impl Sources {
         if wanted.is_empty() {
             return;
         }
+        let span = tracing::info_span!(
+            "pull_metrics",
+            metrics = wanted.len(),
+            gaps = tracing::field::Empty
+        );
+        let _entered = span.enter();
         let request: &DecisionRequest = req;
         let pulled: Vec<Metric> = std::thread::scope(|s| {
             let handles: Vec<_> = wanted
                 .iter()
-                .map(|q| s.spawn(move || self.pull_one(q, request, end)))
+                .map(|q| {
+                    s.spawn(move || {
+                        let started = std::time::Instant::now();
+                        let m = self.pull_one(q, request, end);
+                        let complete = m.pulled.as_ref().is_some_and(|p| p.diagnostic.is_none());
+                        telemetry::metrics().metric_pulled(
+                            &q.config.source,
+                            complete,
+                            started.elapsed(),
+                        );
+                        m
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -435,13 +454,16 @@ impl Sources {
                 })
                 .collect()
         });
+        let mut gaps = 0;
         for m in &pulled {
             if let Some(p) = &m.pulled {
                 if let Some(d) = &p.diagnostic {
+                    gaps += 1;
                     tracing::warn!(metric = %m.name, source = %p.source, "metric not pulled: {d}");
                 }
             }
         }
+        span.record("gaps", gaps);
         req.metrics.extend(pulled);
     }
 

@@ -245,6 +245,8 @@ pub struct Metrics {
     store_flush: Histogram<f64>,
     http_requests: Counter<u64>,
     http_duration: Histogram<f64>,
+    metric_pulls: Counter<u64>,
+    metric_pull_duration: Histogram<f64>,
 }
 
 /// The instruments; no-ops when [`init`] has not run (library users, tests).
@@ -299,6 +301,18 @@ impl Metrics {
                 "verdict.http.request.duration",
                 "Time to answer an HTTP request, by route, method and status",
             ),
+            metric_pulls: m
+                .u64_counter("verdict.metric.pulls")
+                .with_unit("{metric}")
+                .with_description(
+                    "Metrics pulled from a metric source, by source and outcome (ok, or gap: \
+                     missing or incomplete samples)",
+                )
+                .build(),
+            metric_pull_duration: seconds(
+                "verdict.metric.pull.duration",
+                "Time to pull one metric (both series of a pair) from a metric source",
+            ),
         }
     }
 
@@ -318,6 +332,16 @@ impl Metrics {
         ];
         self.http_requests.add(1, &attrs);
         self.http_duration.record(took.as_secs_f64(), &attrs);
+    }
+
+    /// One pulled metric: `complete` is false when it arrived with a
+    /// diagnostic (source down, slow, empty, bad query).
+    pub fn metric_pulled(&self, source: &str, complete: bool, took: Duration) {
+        let source = KeyValue::new("source", source.to_string());
+        let outcome = KeyValue::new("outcome", if complete { "ok" } else { "gap" });
+        self.metric_pulls.add(1, &[source.clone(), outcome]);
+        self.metric_pull_duration
+            .record(took.as_secs_f64(), &[source]);
     }
 
     /// One group-commit flush.

@@ -305,6 +305,8 @@ fn argo_and_flagger_decide_on_real_prometheus_series() {
         assert_eq!(p["verdict"], "promote", "{name}: {p}");
     }
 
+    assert_eq!(pull_count(&s, "ok"), 4.0, "four queries, all complete");
+
     // Argo, degraded canary: rolled back, with the metric named.
     let cart = argo(&s, "requests/argo-cart.json");
     assert_eq!(cart["verdict"], "rollback", "{cart}");
@@ -337,6 +339,20 @@ fn argo_and_flagger_decide_on_real_prometheus_series() {
     assert_eq!(status, 200, "{replay}");
     assert_eq!(replay["replayed_verdict"], "promote", "{replay}");
     assert_eq!(replay["changed"], false, "{replay}");
+}
+
+/// `verdict_metric_pulls_total` for source `prometheus` and `outcome` on /metrics.
+fn pull_count(s: &Server, outcome: &str) -> f64 {
+    let (status, body) = s.call("GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let text = body.as_str().expect("text exposition");
+    text.lines()
+        .filter(|l| l.starts_with("verdict_metric_pulls_total{"))
+        .filter(|l| {
+            l.contains("source=\"prometheus\"") && l.contains(&format!("outcome=\"{outcome}\""))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
 }
 
 /// The example's source at `url` with its two series queries only. (The
@@ -398,6 +414,7 @@ fn a_down_or_silent_source_holds_with_a_diagnostic() {
     });
     let d = s.decide(&small_change("shop"));
     assert_held_for_missing_metrics(&d, "cannot reach");
+    assert_eq!(pull_count(&s, "gap"), 2.0);
     // The policies' own evidence rules hold: no samples is not a pass.
     let thresholds = policy(&d, "thresholds");
     assert_eq!(thresholds["verdict"], "hold", "{thresholds}");
