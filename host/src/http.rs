@@ -13,7 +13,6 @@ pub mod handlers;
 pub mod integrations;
 pub mod observe;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,7 +146,9 @@ where
     }
 }
 
-type Query = HashMap<String, String>;
+/// Query string pairs in order, so a repeated parameter can be refused
+/// instead of silently keeping one of its values.
+type Query = Vec<(String, String)>;
 
 /// Every route, with the error recovery applied.
 pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
@@ -344,14 +345,15 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
             timed(&ctx, integrations::flagger(ctx.app.clone(), gate, b)).await
         });
 
-    // GET /healthz, GET /readyz
+    // GET /healthz, GET /readyz (HEAD too: some load balancers probe with it)
+    let get_or_head = || warp::get().or(warp::head()).unify();
     let healthz = warp::path("healthz")
         .and(end())
-        .and(warp::get())
+        .and(get_or_head())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
     let readyz = warp::path("readyz")
         .and(end())
-        .and(warp::get())
+        .and(get_or_head())
         .and(c())
         .map(|ctx: Ctx| handlers::readyz(&ctx.app));
     // GET /metrics: no auth, like the probes (scrapers rarely carry tokens).

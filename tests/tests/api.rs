@@ -775,6 +775,15 @@ fn health_and_readiness() {
     assert_eq!(r["ready"], true, "{r}");
     assert_eq!(r["policies"], 5);
     assert_eq!(r["bindings"], 5);
+    // Load balancers that probe with HEAD get the status without a body.
+    for path in ["/healthz", "/readyz"] {
+        let (status, _) = verdict_e2e::raw(
+            &s.base,
+            &format!("HEAD {path} HTTP/1.1\r\nHost: verdict\r\nConnection: close"),
+            b"",
+        );
+        assert_eq!(status, 200, "HEAD {path}");
+    }
 }
 
 #[test]

@@ -303,6 +303,7 @@ fn bad_query_parameters_are_400() {
         ("limit=ten", "invalid_query", "limit"),
         ("servce=api", "invalid_query", "servce"),
         ("service=api&colour=blue", "invalid_query", "colour"),
+        ("service=api&service=web", "invalid_query", "more than once"),
     ] {
         let answer = s.call("GET", &format!("/v1/decisions?{query}"), None);
         let msg = assert_error(&answer, 400, code);

@@ -52,7 +52,15 @@ pub async fn get_decision(app: Arc<App>, id: String) -> Result<Response> {
 }
 
 /// GET /v1/decisions?service=&environment=&verdict=&since=&until=&limit=&cursor=
-pub async fn query(app: Arc<App>, q: HashMap<String, String>) -> Result<Response> {
+pub async fn query(app: Arc<App>, pairs: Vec<(String, String)>) -> Result<Response> {
+    let mut q = HashMap::new();
+    for (k, v) in pairs {
+        if q.insert(k.clone(), v).is_some() {
+            return Err(invalid(format!(
+                "query parameter `{k}` is given more than once; give it once"
+            )));
+        }
+    }
     let query = parse_query(q)?;
     ok(StatusCode::OK, &app.query(&query)?)
 }
