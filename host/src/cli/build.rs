@@ -198,7 +198,8 @@ fn find_artifact(messages: &str, manifest: &Path) -> Option<PathBuf> {
                 f.ends_with(".wasm").then(|| PathBuf::from(f))
             })
         })
-        .last()
+        // The last artifact reported is the final one.
+        .next_back()
 }
 
 #[cfg(test)]
