@@ -45,6 +45,16 @@ pub struct SourceConfig {
     /// long for its pulled metrics (queries run concurrently).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Extra headers on every call, e.g. `{ "X-Scope-OrgID" = "team-a" }`
+    /// for a Mimir or Cortex tenant. Not for secrets: the config file is
+    /// not a secret store; use `bearer_token_file`.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// A file holding a bearer token (a Kubernetes projected token, a
+    /// mounted secret). Read on every call, so a rotated token needs no
+    /// restart; checked to be readable at startup.
+    #[serde(default)]
+    pub bearer_token_file: Option<std::path::PathBuf>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -117,6 +127,8 @@ pub enum SourceError {
         status: u16,
         message: String,
     },
+    #[error("cannot read the bearer token: {0}")]
+    Token(String),
     #[error("the query failed: {0}")]
     Query(String),
     #[error("unexpected answer: {0}")]
@@ -323,8 +335,13 @@ impl Sources {
             }
             let backend: Arc<dyn MetricSource> = match s.kind {
                 SourceKind::Prometheus => Arc::new(
-                    prometheus::Prometheus::new(&s.url, Duration::from_millis(s.timeout_ms))
-                        .map_err(|e| format!("metric source `{}`: {e}", s.name))?,
+                    prometheus::Prometheus::new(
+                        &s.url,
+                        Duration::from_millis(s.timeout_ms),
+                        &s.headers,
+                        s.bearer_token_file.clone(),
+                    )
+                    .map_err(|e| format!("metric source `{}`: {e}", s.name))?,
                 ),
             };
             out.names.push(s.name.clone());
@@ -832,6 +849,8 @@ mod tests {
             kind: SourceKind::Prometheus,
             url: "http://p:9090".into(),
             timeout_ms: 1000,
+            headers: Default::default(),
+            bearer_token_file: None,
         };
         let err = |q: QueryConfig| Sources::new(&[src("t")], &[q]).unwrap_err();
         assert!(err(query("m", "value = 'x'\nbaseline = 'y'"))

@@ -2,6 +2,8 @@
 //! for series, `GET /api/v1/query` for a value. Anything that speaks this
 //! API (Thanos, Mimir, VictoriaMetrics, Cortex) works the same.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -17,10 +19,17 @@ pub struct Prometheus {
     base: String,
     agent: ureq::Agent,
     timeout: Duration,
+    headers: Vec<(String, String)>,
+    token_file: Option<PathBuf>,
 }
 
 impl Prometheus {
-    pub fn new(url: &str, timeout: Duration) -> Result<Prometheus, String> {
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        headers: &BTreeMap<String, String>,
+        token_file: Option<PathBuf>,
+    ) -> Result<Prometheus, String> {
         let base = url.trim_end_matches('/');
         if base.starts_with("https://") {
             return Err(format!(
@@ -34,6 +43,26 @@ impl Prometheus {
         if rest.is_empty() || rest.starts_with('/') {
             return Err(format!("`{url}` has no host"));
         }
+        for (name, value) in headers {
+            if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("`{name}` is not a valid HTTP header name"));
+            }
+            if ureq::http::HeaderValue::from_str(value).is_err() {
+                return Err(format!(
+                    "header `{name}`: the value must be visible ASCII without line breaks"
+                ));
+            }
+            if name.eq_ignore_ascii_case("authorization") {
+                return Err(
+                    "put credentials in `bearer_token_file`, not in `headers`: the config \
+                     file is not a secret store"
+                        .into(),
+                );
+            }
+        }
+        if let Some(f) = &token_file {
+            read_token(f).map_err(|e| format!("`bearer_token_file`: {e}"))?;
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
@@ -43,6 +72,11 @@ impl Prometheus {
             base: base.to_string(),
             agent,
             timeout,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            token_file,
         })
     }
 
@@ -51,6 +85,13 @@ impl Prometheus {
         let mut req = self.agent.get(&url);
         for (k, v) in params {
             req = req.query(*k, v);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        if let Some(f) = &self.token_file {
+            let token = read_token(f).map_err(SourceError::Token)?;
+            req = req.header("Authorization", format!("Bearer {token}"));
         }
         let mut resp = req.call().map_err(|e| self.transport(&url, e))?;
         let status = resp.status().as_u16();
@@ -139,6 +180,24 @@ impl MetricSource for Prometheus {
             ))),
         }
     }
+}
+
+/// The token in `path`, trimmed; an empty file is an error, not an
+/// anonymous call.
+fn read_token(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("`{}` is empty", path.display()));
+    }
+    if ureq::http::HeaderValue::from_str(token).is_err() {
+        return Err(format!(
+            "`{}` holds characters a header cannot carry",
+            path.display()
+        ));
+    }
+    Ok(token.to_string())
 }
 
 /// Prometheus' `/api/v1/*` envelope.
@@ -273,20 +332,105 @@ mod tests {
 
     #[test]
     fn urls_must_be_plain_http_with_a_host() {
-        let t = Duration::from_secs(1);
-        assert!(Prometheus::new("http://prom:9090/", t).is_ok());
-        assert!(Prometheus::new("http://prom:9090/prometheus", t).is_ok());
-        assert!(Prometheus::new("https://prom", t)
-            .err()
-            .unwrap()
-            .contains("https"));
-        assert!(Prometheus::new("prom:9090", t).is_err());
-        assert!(Prometheus::new("http://", t).is_err());
+        let new = |url: &str| Prometheus::new(url, Duration::from_secs(1), &BTreeMap::new(), None);
+        assert!(new("http://prom:9090/").is_ok());
+        assert!(new("http://prom:9090/prometheus").is_ok());
+        assert!(new("https://prom").err().unwrap().contains("https"));
+        assert!(new("prom:9090").is_err());
+        assert!(new("http://").is_err());
     }
 
     #[test]
     fn times_are_unix_seconds_with_millis() {
         let t: Timestamp = "2026-01-02T03:04:05.067Z".parse().unwrap();
         assert_eq!(unix(t), "1767323045.067");
+    }
+
+    /// A one-shot HTTP server on loopback: answers `status` + `body` to the
+    /// first request and hands back the request head it received.
+    fn one_shot(
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            let answer = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(answer.as_bytes()).unwrap();
+            String::from_utf8_lossy(&head).to_lowercase()
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn headers_and_a_bearer_token_from_a_file_are_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let (url, server) = one_shot(
+            "200 OK",
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.5"]}]}}"#,
+        );
+        let headers = BTreeMap::from([("X-Scope-OrgID".to_string(), "team-a".to_string())]);
+        let p =
+            Prometheus::new(&url, Duration::from_secs(5), &headers, Some(token.clone())).unwrap();
+        let at: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+        assert_eq!(p.value("up", at).unwrap(), Some(0.5));
+        let head = server.join().unwrap();
+        assert!(
+            head.starts_with("get /api/v1/query?query=up&time=1767323045.000 "),
+            "{head}"
+        );
+        assert!(head.contains("authorization: bearer s3cret\r\n"), "{head}");
+        assert!(head.contains("x-scope-orgid: team-a\r\n"), "{head}");
+
+        // A token file that disappears is a clear per-call error.
+        std::fs::remove_file(&token).unwrap();
+        let e = p.value("up", at).unwrap_err();
+        assert!(
+            e.to_string().starts_with("cannot read the bearer token"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_that_is_not_prometheus_json_names_the_status() {
+        let (url, server) = one_shot("401 Unauthorized", "missing credentials");
+        let p = Prometheus::new(&url, Duration::from_secs(5), &BTreeMap::new(), None).unwrap();
+        let e = p.value("up", Timestamp::UNIX_EPOCH).unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(e, SourceError::Status { status: 401, .. }), "{e}");
+        assert!(e.to_string().contains("missing credentials"), "{e}");
+    }
+
+    #[test]
+    fn bad_headers_and_unreadable_tokens_are_refused_at_startup() {
+        let t = Duration::from_secs(1);
+        let h = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        assert!(Prometheus::new("http://p", t, &h("bad header", "x"), None).is_err());
+        assert!(Prometheus::new("http://p", t, &h("X-A", "line\nbreak"), None).is_err());
+        let e = Prometheus::new("http://p", t, &h("Authorization", "Bearer x"), None)
+            .err()
+            .unwrap();
+        assert!(e.contains("bearer_token_file"), "{e}");
+        let e = Prometheus::new(
+            "http://p",
+            t,
+            &BTreeMap::new(),
+            Some("/nonexistent/token".into()),
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("/nonexistent/token"), "{e}");
     }
 }
