@@ -197,6 +197,16 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and_then(|id: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
             timed(&ctx, handlers::replay(ctx.app.clone(), id, b)).await
         });
+    // POST /v1/sources/preview
+    let preview = v1
+        .and(warp::path!("sources" / "preview"))
+        .and(warp::post())
+        .and(c())
+        .and(role(&ctx, Role::Decide))
+        .and(body(ctx.max_body))
+        .and_then(|ctx: Ctx, _c: Caller, b: Bytes| async move {
+            timed(&ctx, handlers::preview_pull(ctx.app.clone(), b)).await
+        });
     // GET /v1/audit/verify
     let verify = v1
         .and(warp::path!("audit" / "verify"))
@@ -369,6 +379,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         query.boxed(),
         get.boxed(),
         replay.boxed(),
+        preview.boxed(),
         verify.boxed(),
         put_policy.boxed(),
         list_policies.boxed(),

@@ -215,6 +215,24 @@ impl App {
         }
     }
 
+    /// What the metric sources would add to `req` right now, without
+    /// deciding or storing anything: for checking queries and templates.
+    pub async fn preview_pull(
+        &self,
+        req: DecisionRequest,
+    ) -> Result<Vec<crate::domain::Metric>, ServiceError> {
+        validate_request(&req)?;
+        let sources = self.sources.clone();
+        blocking("metric pull", move || {
+            let mut req = req;
+            req.time.get_or_insert(Timestamp::now());
+            let pushed = req.metrics.len();
+            sources.pull(&mut req);
+            req.metrics.split_off(pushed)
+        })
+        .await
+    }
+
     pub fn decision(&self, id: &str) -> Result<Decision, ServiceError> {
         self.store
             .get(id)?

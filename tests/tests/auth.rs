@@ -151,15 +151,24 @@ fn tokens_and_roles_are_enforced() {
         }
     }
 
-    // read: may not decide or administer.
+    // read: may not decide (or preview a pull, which queries the sources)
+    // or administer.
     for t in [AUDITOR, OPS] {
-        let msg = assert_error(
-            &as_(&s, Some(t), "POST", "/v1/decisions", Some(&healthy)),
-            403,
-            "forbidden",
-        );
-        assert!(msg.contains("decide"), "{msg}");
+        for path in ["/v1/decisions", "/v1/sources/preview"] {
+            let msg = assert_error(
+                &as_(&s, Some(t), "POST", path, Some(&healthy)),
+                403,
+                "forbidden",
+            );
+            assert!(msg.contains("decide"), "{path}: {msg}");
+        }
     }
+    let (st, body) = as_(&s, Some(CI), "POST", "/v1/sources/preview", Some(&healthy));
+    assert_eq!(
+        (st, &body["metrics"]),
+        (200, &json!([])),
+        "no sources configured: {body}"
+    );
     let admin: Vec<(&str, &str, Option<&Value>)> = vec![
         ("PUT", "/v1/bindings/auth-shadow", Some(&binding)),
         ("DELETE", "/v1/bindings/thresholds", None),

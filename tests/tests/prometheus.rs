@@ -328,6 +328,46 @@ fn argo_and_flagger_decide_on_real_prometheus_series() {
     let (status, text) = flagger(&s, "rollback", "requests/flagger-shop.json");
     assert_eq!(status, 403, "{text}");
 
+    // Preview: what a request would pull, nothing decided or stored.
+    let before = s.get_ok("/v1/decisions?limit=1000")["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let body = read_example("requests/argo-cart.json");
+    let (status, preview) = s.call("POST", "/v1/sources/preview", Some(body.as_bytes()));
+    assert_eq!(status, 200, "{preview}");
+    let names: Vec<&str> = preview["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "latency_p99_ms",
+            "error_rate",
+            "burn_rate_1h",
+            "burn_rate_5m"
+        ]
+    );
+    assert_eq!(
+        preview["metrics"][0]["canary"].as_array().unwrap().len(),
+        21
+    );
+    assert!(
+        preview["metrics"][0]["pulled"]["canary_query"]
+            .as_str()
+            .unwrap()
+            .contains(r#"service="cart",version="v2""#),
+        "{preview}"
+    );
+    let after = s.get_ok("/v1/decisions?limit=1000")["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "a preview stores nothing");
+
     // The stored input is the whole story: with Prometheus gone, the
     // decision replays as recorded, unchanged.
     drop(prom);

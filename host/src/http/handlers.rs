@@ -103,6 +103,13 @@ fn parse_query(mut q: HashMap<String, String>) -> Result<Query> {
     Ok(query)
 }
 
+/// POST /v1/sources/preview: the metrics a decision request would pull.
+pub async fn preview_pull(app: Arc<App>, body: Bytes) -> Result<Response> {
+    let req: DecisionRequest = parse_json(&body)?;
+    let metrics = app.preview_pull(req).await?;
+    ok(StatusCode::OK, &serde_json::json!({ "metrics": metrics }))
+}
+
 /// POST /v1/decisions/{id}/replay
 pub async fn replay(app: Arc<App>, id: String, body: Bytes) -> Result<Response> {
     let how: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
