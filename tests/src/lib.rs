@@ -388,6 +388,18 @@ pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) -> String {
     message.to_string()
 }
 
+/// The per-policy result for `binding` in a decision record (or in a
+/// replay's `replayed`): anything with a `policies` array.
+#[track_caller]
+pub fn policy_result<'a>(record: &'a Value, binding: &str) -> &'a Value {
+    record["policies"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `policies` array in {record}"))
+        .iter()
+        .find(|p| p["binding"] == binding)
+        .unwrap_or_else(|| panic!("no policy result for binding `{binding}` in {record}"))
+}
+
 /// A request the built-ins promote: `thresholds` sees a healthy error rate,
 /// `canary-judge` sees canary and baseline identical (a pass), the others
 /// abstain (no burn rates, no windows configured, no change context).

@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use verdict_e2e::{assert_error, failing_request, healthy_request, Server};
+use verdict_e2e::{
+    assert_error, failing_request, healthy_request, policy_result as policy, Server,
+};
 
 const BUILTINS: [&str; 5] = [
     "canary-judge",
@@ -18,16 +20,6 @@ fn is_hex64(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
-/// The per-policy entry of a record for `binding`.
-fn policy<'a>(record: &'a Value, binding: &str) -> &'a Value {
-    record["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["binding"] == binding)
-        .unwrap_or_else(|| panic!("no policy result for binding `{binding}` in {record}"))
 }
 
 fn bindings_of(record: &Value) -> Vec<String> {

@@ -103,12 +103,7 @@ fn restart_restores_policies_bindings_freezes_and_the_chain() {
         "the chain continues"
     );
     assert_eq!(strict["verdict"], "rollback", "{strict}");
-    let p = strict["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["binding"] == "strict")
-        .unwrap();
+    let p = verdict_e2e::policy_result(&strict, "strict");
     assert_eq!(p["digest"], uploaded["digest"]);
     assert_eq!(p["limits"]["fuel"], 500000000);
     let frozen = s.decide(&healthy_request("pay", "prod"));
@@ -441,11 +436,7 @@ fn a_deleted_policy_still_replays_as_recorded_after_restart() {
         (json!(false), json!("rollback")),
         "{r}"
     );
-    let replayed = r["replayed"]["policies"].as_array().unwrap();
-    let p = replayed
-        .iter()
-        .find(|p| p["binding"] == "gone-soon")
-        .expect("the deleted policy ran");
+    let p = verdict_e2e::policy_result(&r["replayed"], "gone-soon");
     assert_eq!(p["digest"], meta["digest"]);
     // Against the current set the binding is gone: the diff says so.
     let (st, r) = s.json("POST", &path, &json!({}));
@@ -493,12 +484,7 @@ fn a_pinned_binding_keeps_its_version_across_reupload_and_restart() {
         assert_eq!(s.get_ok("/v1/policies/flip")["digest"], v2.as_str());
         let d = s.decide(&healthy_request("flip-svc", "prod"));
         assert_eq!(d["verdict"], "rollback", "{d}");
-        let p = d["policies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["binding"] == "pinned")
-            .unwrap();
+        let p = verdict_e2e::policy_result(&d, "pinned");
         assert_eq!(p["digest"], v1.as_str(), "{p}");
         assert!(p.get("error").is_none_or(Value::is_null), "{p}");
     };

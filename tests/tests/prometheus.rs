@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use verdict_e2e::{try_call, Options, Server};
+use verdict_e2e::{policy_result as policy, try_call, Options, Server};
 
 fn example(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -296,12 +296,7 @@ fn argo_and_flagger_decide_on_real_prometheus_series() {
     );
     // Every metric policy voted on the pulled samples.
     for name in ["canary-judge", "thresholds", "error-budget"] {
-        let p = stored["policies"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["binding"] == name)
-            .unwrap();
+        let p = policy(&stored, name);
         assert_eq!(p["verdict"], "promote", "{name}: {p}");
     }
 
@@ -429,15 +424,6 @@ fn assert_held_for_missing_metrics(d: &Value, cause: &str) {
         assert!(m["pulled"]["diagnostic"].is_string(), "{m}");
         assert!(m["canary"].as_array().is_none_or(Vec::is_empty), "{m}");
     }
-}
-
-fn policy<'a>(d: &'a Value, binding: &str) -> &'a Value {
-    d["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["binding"] == binding)
-        .unwrap_or_else(|| panic!("no `{binding}` in {d}"))
 }
 
 #[test]
