@@ -65,6 +65,15 @@ pub enum Command {
     /// Write, build, test and upload policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Show what the server's metric sources would pull for a request (the
+    /// same arguments as `decide`); nothing is decided or stored. Exit code 0
+    /// if every metric arrived complete, 1 otherwise.
+    Pull {
+        #[command(flatten)]
+        server: client::Server,
+        #[command(flatten)]
+        args: client::DecideArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +138,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             as_recorded,
         } => Ok(exit(client::replay(&server, &id, as_recorded)?)),
         Command::Policy(cmd) => policy(cmd),
+        Command::Pull { server, args } => Ok(exit(client::pull(&server, args)?)),
     }
 }
 

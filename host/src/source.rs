@@ -203,13 +203,19 @@ impl Template {
     /// error naming it.
     pub fn expand(&self, req: &DecisionRequest) -> Result<String, String> {
         let mut out = String::new();
+        // Every missing placeholder is named at once: fixing them one error
+        // at a time is tedious.
+        let mut missing: Vec<&str> = Vec::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Var(name) => {
-                    let value = lookup(req, name).ok_or_else(|| {
-                        format!("the query uses {{{{{name}}}}}, which this request does not carry")
-                    })?;
+                    let Some(value) = lookup(req, name) else {
+                        if !missing.contains(&name.as_str()) {
+                            missing.push(name);
+                        }
+                        continue;
+                    };
                     if !safe_value(&value) {
                         return Err(format!(
                             "{{{{{name}}}}} = `{value}` contains characters that could alter the \
@@ -220,7 +226,14 @@ impl Template {
                 }
             }
         }
-        Ok(out)
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let names: Vec<String> = missing.iter().map(|n| format!("{{{{{n}}}}}")).collect();
+        Err(format!(
+            "the query uses {}, which this request does not carry",
+            names.join(" and ")
+        ))
     }
 }
 

@@ -357,6 +357,17 @@ fn argo_and_flagger_decide_on_real_prometheus_series() {
             .contains(r#"service="cart",version="v2""#),
         "{preview}"
     );
+    // The same from the command line.
+    let file = example("requests/argo-cart.json");
+    let (code, out) = s.cli(&["pull", "--file", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "ok    latency_p99_ms baseline 21 samples, canary 21 samples (from prometheus)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("ok    burn_rate_1h = "), "{out}");
     let after = s.get_ok("/v1/decisions?limit=1000")["items"]
         .as_array()
         .unwrap()
@@ -441,6 +452,17 @@ fn a_down_or_silent_source_holds_with_a_diagnostic() {
     let d = s.decide(&small_change("shop"));
     assert_held_for_missing_metrics(&d, "cannot reach");
     assert_eq!(pull_count(&s, "gap"), 2.0);
+    let (code, out) = s.cli(&["pull", "--service", "shop", "--environment", "production"]);
+    assert_eq!(code, 1, "a gap fails `verdict pull`: {out}");
+    assert!(out.contains("GAP   latency_p99_ms"), "{out}");
+    // Without namespace and previous_version the templates cannot be
+    // filled: both are named.
+    assert!(
+        out.contains(
+            "uses {{namespace}} and {{previous_version}}, which this request does not carry"
+        ),
+        "{out}"
+    );
     // The policies' own evidence rules hold: no samples is not a pass.
     let thresholds = policy(&d, "thresholds");
     assert_eq!(thresholds["verdict"], "hold", "{thresholds}");

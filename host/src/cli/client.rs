@@ -147,6 +147,50 @@ pub fn decide(server: &Server, args: DecideArgs) -> anyhow::Result<Verdict> {
     Ok(decision.verdict)
 }
 
+/// `verdict pull`: what the metric sources would add to this request.
+/// Returns whether every pulled metric arrived complete.
+pub fn pull(server: &Server, args: DecideArgs) -> anyhow::Result<bool> {
+    let req = build_request(&args)?;
+    let body = serde_json::to_vec(&req)?;
+    let v = server.ok(
+        "POST",
+        "/v1/sources/preview",
+        Some(("application/json", body)),
+    )?;
+    let metrics: Vec<Metric> = serde_json::from_value(v["metrics"].clone())
+        .context("unexpected answer from the server")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if metrics.is_empty() {
+        println!(
+            "nothing to pull: no metric query matches this deployment, or every metric was pushed"
+        );
+    }
+    let mut complete = true;
+    for m in &metrics {
+        let p = m.pulled.as_ref();
+        let diagnostic = p.and_then(|p| p.diagnostic.as_deref());
+        complete &= diagnostic.is_none();
+        if args.json {
+            continue;
+        }
+        let got = match m.value {
+            Some(v) => format!("= {v}"),
+            None => format!(
+                "baseline {} samples, canary {} samples",
+                m.baseline.len(),
+                m.canary.len()
+            ),
+        };
+        let source = p.map(|p| p.source.as_str()).unwrap_or("?");
+        match diagnostic {
+            None => println!("ok    {} {got} (from {source})", m.name),
+            Some(d) => println!("GAP   {} {got} (from {source}): {d}", m.name),
+        }
+    }
+    Ok(complete)
+}
+
 fn build_request(args: &DecideArgs) -> anyhow::Result<DecisionRequest> {
     let mut req = match &args.file {
         Some(path) => {
