@@ -678,6 +678,14 @@ mod tests {
             .expand(&req)
             .unwrap_err();
         assert!(e.contains("could alter the query"), "{e}");
+        let e = Template::parse("{{a}}{{service}}{{b}}{{a}}")
+            .unwrap()
+            .expand(&request())
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "the query uses {{a}} and {{b}}, which this request does not carry"
+        );
         assert!(Template::parse("x{{service")
             .unwrap_err()
             .contains("unclosed"));
