@@ -388,6 +388,31 @@ pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) -> String {
     message.to_string()
 }
 
+/// A tool from Debian's `prometheus` package (`prometheus`, `promtool`), on
+/// PATH or in /usr/bin. `None` only when `VERDICT_SKIP_PROMETHEUS` is set
+/// (the caller then skips); otherwise a missing tool fails the test with
+/// how to install it. One switch for every test that needs the package.
+#[track_caller]
+pub fn prometheus_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var_os("VERDICT_SKIP_PROMETHEUS").is_some() {
+            eprintln!("`{name}` not installed and VERDICT_SKIP_PROMETHEUS set: skipping");
+            return None;
+        }
+        panic!(
+            "this test needs `{name}` from Debian's `prometheus` package: `apt-get install \
+             prometheus` (`make test` does it when run as root), or set \
+             VERDICT_SKIP_PROMETHEUS=1 to skip"
+        );
+    }
+    found
+}
+
 /// The per-policy result for `binding` in a decision record (or in a
 /// replay's `replayed`): anything with a `policies` array.
 #[track_caller]

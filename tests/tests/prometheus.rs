@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use verdict_e2e::{policy_result as policy, try_call, Options, Server};
+use verdict_e2e::{policy_result as policy, prometheus_tool, try_call, Options, Server};
 
 fn example(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,29 +29,9 @@ fn read_example(path: &str) -> String {
         .unwrap_or_else(|e| panic!("read examples/prometheus/{path}: {e}"))
 }
 
-/// `name` on PATH (or in /usr/bin, where Debian puts it).
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Both tools, or `None` when the user asked to skip; otherwise a failure
-/// that says how to get them.
+/// Both tools, or `None` when the user asked to skip.
 fn tools() -> Option<(PathBuf, PathBuf)> {
-    match (find_tool("prometheus"), find_tool("promtool")) {
-        (Some(p), Some(t)) => Some((p, t)),
-        _ if std::env::var_os("VERDICT_SKIP_PROMETHEUS").is_some() => {
-            eprintln!("VERDICT_SKIP_PROMETHEUS set and prometheus not installed: skipping");
-            None
-        }
-        _ => panic!(
-            "this test needs a real Prometheus: `apt-get install prometheus` (Debian; \
-             `make test` does it when run as root), or set VERDICT_SKIP_PROMETHEUS=1 to skip"
-        ),
-    }
+    Some((prometheus_tool("prometheus")?, prometheus_tool("promtool")?))
 }
 
 /// One sample every 30 s over the last hour, for namespace `store`:

@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::{json, Value};
-use verdict_e2e::{failing_request, healthy_request, Options, Server};
+use verdict_e2e::{failing_request, healthy_request, prometheus_tool, Options, Server};
 
 /// The caller's trace: a deploy tool's span that Verdict must continue.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -410,38 +410,29 @@ fn metrics_endpoint_serves_prometheus_text_that_promtool_accepts() {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
 
-    match std::process::Command::new("promtool")
+    let Some(promtool) = prometheus_tool("promtool") else {
+        return;
+    };
+    let mut child = std::process::Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-    {
-        Ok(mut child) => {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "promtool check metrics failed:\n{}{}\n--- input ---\n{text}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        // One switch for every test that needs the Debian `prometheus`
-        // package (see tests/prometheus.rs).
-        Err(e) if std::env::var_os("VERDICT_SKIP_PROMETHEUS").is_some() => {
-            eprintln!("promtool not run ({e}); VERDICT_SKIP_PROMETHEUS set");
-        }
-        Err(e) => panic!(
-            "cannot run `promtool` ({e}): install the Debian `prometheus` package, \
-             or set VERDICT_SKIP_PROMETHEUS=1 to skip this check"
-        ),
-    }
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- input ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
