@@ -2,9 +2,21 @@
 # components. The README names these targets; `make test` is what CI runs.
 
 SHELL := /bin/bash
+# Every recipe line fails as a whole: a failed build or fixture run inside a
+# pipe or loop must fail `make test`, never scroll past.
+.SHELLFLAGS := -eu -o pipefail -c
 EXAMPLES := canary-judge error-budget freeze-window change-risk thresholds
+ADVERSARIAL := misbehave describe-loop
 VERDICT := cargo run -q -p verdict --
 REBUILT := target/policies-rebuilt
+
+# The digest of what a component is built from: its crate, the SDK, the WIT
+# and the guest workspace's manifest and lock file (not fixtures or docs).
+# `make policies` records it beside each committed component; a different
+# digest later means the sources changed and the component was not rebuilt.
+sources_digest = (cd policies && find $(1) sdk Cargo.toml Cargo.lock ../wit -type f \
+	  -not -path '*/target/*' -not -path '*/fixtures/*' -not -name '*.md' \
+	  | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
 
 .PHONY: test toolchain test-tools policies check-policies test-policies test-host
 
@@ -37,27 +49,48 @@ test-tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends prometheus >/dev/null; \
 	else \
-	  echo "prometheus/promtool missing: 'sudo apt-get install prometheus' (or set VERDICT_SKIP_PROMETHEUS=1 to skip those tests)" >&2; \
+	  echo "prometheus/promtool missing: 'sudo apt-get install prometheus' (or set VERDICT_SKIP_PROMETHEUS=1 to report the tests that need them as ignored)" >&2; \
 	  [ -n "$$VERDICT_SKIP_PROMETHEUS" ]; \
 	fi
 
-## Rebuild the committed components in policies/dist/ (commit the result).
+## Rebuild the committed components in policies/dist/ and record the digest
+## of their sources beside them (commit both).
 policies: toolchain
-	@for p in $(EXAMPLES); do $(VERDICT) policy build policies/$$p -o policies/dist/$$p.wasm | tail -1; done
-	@$(VERDICT) policy build policies/adversarial/misbehave -o policies/dist/test/misbehave.wasm | tail -1
-	@$(VERDICT) policy build policies/adversarial/describe-loop -o policies/dist/test/describe-loop.wasm | tail -1
+	@for p in $(EXAMPLES); do \
+	  $(VERDICT) policy build policies/$$p -o policies/dist/$$p.wasm; \
+	  $(call sources_digest,$$p) > policies/dist/$$p.sources; \
+	done
+	@for p in $(ADVERSARIAL); do \
+	  $(VERDICT) policy build policies/adversarial/$$p -o policies/dist/test/$$p.wasm; \
+	  $(call sources_digest,adversarial/$$p) > policies/dist/test/$$p.sources; \
+	done
 
-## Build every example from source (not the committed copies) and run its
-## fixtures through the real sandbox: a stale policies/dist cannot hide.
+## Build every example from source and run its fixtures through the real
+## sandbox, then run the same fixtures against the committed component (the
+## one embedded in the binary). Any failed build or fixture fails the target.
+## A committed component is stale when its recorded source digest no longer
+## matches the sources: that fails too ("run make policies and commit").
+## Identical sources can still give different bytes under another compiler
+## release (Debian's rustc-web is updated in place), so a byte difference
+## alone is reported, not failed: both components passed the fixtures.
 check-policies: toolchain
-	@set -e; for p in $(EXAMPLES); do \
-	  echo "== $$p (rebuilt from source)"; \
-	  $(VERDICT) policy build policies/$$p -o $(REBUILT)/$$p.wasm | tail -1; \
-	  $(VERDICT) policy test $(REBUILT)/$$p.wasm policies/$$p/fixtures | tail -1; \
+	@for p in $(EXAMPLES); do \
+	  echo "== $$p: rebuilt from source"; \
+	  $(VERDICT) policy build policies/$$p -o $(REBUILT)/$$p.wasm; \
+	  $(VERDICT) policy test $(REBUILT)/$$p.wasm policies/$$p/fixtures; \
+	  echo "== $$p: committed policies/dist/$$p.wasm"; \
+	  $(VERDICT) policy test policies/dist/$$p.wasm policies/$$p/fixtures; \
 	  if ! cmp -s $(REBUILT)/$$p.wasm policies/dist/$$p.wasm; then \
-	    echo "note: policies/dist/$$p.wasm differs from the rebuilt component; run 'make policies' and commit"; \
+	    echo "note: the rebuilt $$p differs in bytes from policies/dist/$$p.wasm (another compiler release); both pass the fixtures"; \
 	  fi; \
 	done
+	@stale=0; for p in $(EXAMPLES) adversarial/misbehave adversarial/describe-loop; do \
+	  case $$p in adversarial/*) rec=policies/dist/test/$${p#adversarial/}.sources;; *) rec=policies/dist/$$p.sources;; esac; \
+	  if [ "$$(cat $$rec 2>/dev/null)" != "$$( $(call sources_digest,$$p) )" ]; then \
+	    echo "policies/$$p changed since its committed component was built: run 'make policies' and commit policies/dist" >&2; \
+	    stale=1; \
+	  fi; \
+	done; [ $$stale = 0 ]
 
 ## The policies' native unit tests (host target, plain cargo).
 test-policies:

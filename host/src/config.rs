@@ -64,7 +64,7 @@ pub struct Config {
     /// Flush the store before acknowledging a decision. Only turn off to
     /// measure what durability costs.
     pub flush: bool,
-    /// Where pulled metrics come from (`[[metric_sources]]`, design.md §3b).
+    /// Where pulled metrics come from (`[[metric_sources]]`).
     pub metric_sources: Vec<SourceConfig>,
     /// What to pull for which deployments (`[[metric_queries]]`).
     pub metric_queries: Vec<QueryConfig>,

@@ -126,7 +126,8 @@ pub struct Metric {
     pub pulled: Option<Pulled>,
 }
 
-/// Provenance of a pulled metric (design.md §3b).
+/// Provenance of a pulled metric: which source and queries produced it, so
+/// an auditor can tell pulled evidence from pushed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pulled {

@@ -19,6 +19,9 @@ mod registry;
 mod tamper;
 mod writer;
 
+#[doc(hidden)]
+pub use tamper::RawRecord;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Engine behaviour with the real built-in components: every built-in's
 //! fixtures pass against the copy embedded in the binary, bindings combine as
-//! design.md §3 says, and hot reload never lets a bad upload replace a good
-//! policy.
+//! the engine documents (the most severe vote wins, abstentions never
+//! promote), and hot reload never lets a bad upload replace a good policy.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

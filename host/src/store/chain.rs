@@ -316,8 +316,11 @@ mod tests {
         let written = five(dir.path()).await;
         let store = Store::open(dir.path()).unwrap();
         store
-            .tamper_for_tests(3, |d| {
-                d["reasons"][0]["message"] = "all clear, ship it".into()
+            .tamper_for_tests(3, |r| {
+                r.replace(
+                    r#""seq":3,"verdict":"promote","reasons":[{"policy":"error-rate","message":"api error rate 0.5% under 1%""#,
+                    r#""seq":3,"verdict":"promote","reasons":[{"policy":"error-rate","message":"all clear, ship it""#,
+                )
             })
             .unwrap();
         assert_eq!(
@@ -345,21 +348,19 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         // A smarter attacker recomputes the edited record's own hash.
         store
-            .tamper_for_tests(3, |d| {
-                d["verdict"] = "promote".into();
-                d["hash"] = "".into();
-                let body = serde_json::to_vec(d).unwrap();
-                d["hash"] = link_hash(&written[1].hash, &body).into();
+            .tamper_for_tests(4, |r| {
+                r.replace(r#""seq":4,"verdict":"rollback""#, r#""seq":4,"verdict":"promote""#);
+                r.rehash(&written[2].hash);
             })
             .unwrap();
         let report = store.verify().unwrap();
         let broken = report.broken.unwrap();
-        assert_eq!(broken.seq, 4);
-        assert_eq!(report.checked, 3);
+        assert_eq!(broken.seq, 5);
+        assert_eq!(report.checked, 4);
         assert!(
             broken
                 .problem
-                .contains(&format!("prev_hash `{}` does not match", written[2].hash)),
+                .contains(&format!("prev_hash `{}` does not match", written[3].hash)),
             "{}",
             broken.problem
         );
@@ -394,6 +395,80 @@ mod tests {
         assert_eq!(
             broken.problem,
             "the chain head is record 5 but the log ends at record 4"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_write_back_still_verifies() {
+        // The tamper helper itself must not change bytes: otherwise every
+        // tamper test would pass with an empty edit.
+        let dir = tempfile::tempdir().unwrap();
+        let written = five(dir.path()).await;
+        let store = Store::open(dir.path()).unwrap();
+        let before = store.inner.audit.get(keys::record(3)).unwrap().unwrap();
+        store.tamper_for_tests(3, |_| {}).unwrap();
+        let after = store.inner.audit.get(keys::record(3)).unwrap().unwrap();
+        assert_eq!(before, after, "an empty edit must write back the same bytes");
+        let report = store.verify().unwrap();
+        assert_eq!(
+            (report.ok, report.checked, report.head),
+            (true, 5, Some(written[4].hash.clone()))
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "occurs 0 times in the stored body")]
+    async fn a_tamper_that_misses_fails_loudly() {
+        let dir = tempfile::tempdir().unwrap();
+        five(dir.path()).await;
+        let store = Store::open(dir.path()).unwrap();
+        let _ = store.tamper_for_tests(2, |r| r.replace("no such text", "x"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_head_with_records_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        five(dir.path()).await;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(store.delete_head_for_tests().unwrap());
+        }
+        // The store still opens (the head is rebuilt in memory from the
+        // last record) so that verify can say what is wrong.
+        let store = Store::open(dir.path()).unwrap();
+        let report = store.verify().unwrap();
+        assert!(!report.ok);
+        assert_eq!(report.checked, 0);
+        let broken = report.broken.unwrap();
+        assert_eq!(broken.seq, 1);
+        assert_eq!(broken.problem, "the chain head is missing but records exist");
+    }
+
+    #[tokio::test]
+    async fn a_forged_newest_record_is_caught_by_the_head() {
+        // No successor links to the newest record, so a forger who
+        // re-hashes it is caught only by the persisted head's hash.
+        let dir = tempfile::tempdir().unwrap();
+        let written = five(dir.path()).await;
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .tamper_for_tests(5, |r| {
+                r.replace(r#""seq":5,"verdict":"promote""#, r#""seq":5,"verdict":"rollback""#);
+                r.rehash(&written[3].hash);
+            })
+            .unwrap();
+        let report = store.verify().unwrap();
+        assert!(!report.ok);
+        assert_eq!(report.checked, 5, "every record checks out on its own");
+        let broken = report.broken.unwrap();
+        assert_eq!(broken.seq, 5);
+        assert!(
+            broken.problem.starts_with(&format!(
+                "the chain head hash `{}` differs from the last record's",
+                written[4].hash
+            )),
+            "{}",
+            broken.problem
         );
     }
 

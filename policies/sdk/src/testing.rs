@@ -376,6 +376,130 @@ mod tests {
         assert_eq!(f.reason_contains.as_deref(), Some("why"));
     }
 
+    /// Rolls back whenever it is asked, for a known reason: the runner
+    /// must notice when a fixture expects anything else.
+    struct AlwaysRollback;
+
+    impl Policy for AlwaysRollback {
+        fn describe() -> crate::Info {
+            crate::Info::new("always-rollback", "0.0.0", "test double")
+        }
+        fn validate_settings(settings: String) -> Result<(), String> {
+            if settings.contains("bad") {
+                return Err("setting `bad` is not allowed".into());
+            }
+            Ok(())
+        }
+        fn evaluate(_: Input) -> Result<Outcome, String> {
+            Ok(Outcome::rollback(vec![crate::Reason::new(
+                "error_rate 5% over 1%",
+            )]))
+        }
+    }
+
+    fn fixture(expect: &str, reason_contains: Option<&str>, settings: Value) -> Fixture {
+        let mut doc = json!({
+            "description": "d",
+            "input": {"deployment": {"service": "a", "environment": "prod"}},
+            "settings": settings,
+            "expect": expect,
+        });
+        if let Some(r) = reason_contains {
+            doc["reason_contains"] = json!(r);
+        }
+        Fixture::from_value(&doc).unwrap()
+    }
+
+    #[test]
+    fn a_matching_fixture_passes() {
+        let f = fixture("rollback", Some("over 1%"), json!({}));
+        assert_eq!(
+            f.check::<AlwaysRollback>(),
+            Ok("rollback: error_rate 5% over 1%".into())
+        );
+        let f = fixture("error", Some("`bad`"), json!({"bad": 1}));
+        assert!(f.check::<AlwaysRollback>().is_ok());
+    }
+
+    #[test]
+    fn a_wrong_expect_is_rejected() {
+        let err = fixture("promote", None, json!({}))
+            .check::<AlwaysRollback>()
+            .unwrap_err();
+        assert_eq!(err, "expected promote, got rollback: error_rate 5% over 1%");
+        let err = fixture("error", None, json!({}))
+            .check::<AlwaysRollback>()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "expected the settings to be rejected, but they were accepted"
+        );
+    }
+
+    #[test]
+    fn a_missing_reason_is_rejected() {
+        let err = fixture("rollback", Some("latency"), json!({}))
+            .check::<AlwaysRollback>()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "no reason contains `latency`; reasons were: error_rate 5% over 1%"
+        );
+        let err = fixture("error", Some("worse"), json!({"bad": 1}))
+            .check::<AlwaysRollback>()
+            .unwrap_err();
+        assert!(err.starts_with("no reason contains `worse`"), "{err}");
+    }
+
+    #[test]
+    fn a_fixture_without_description_is_rejected() {
+        let mut f = fixture("rollback", None, json!({}));
+        f.description = None;
+        assert_eq!(
+            f.check::<AlwaysRollback>().unwrap_err(),
+            "missing description"
+        );
+    }
+
+    /// The directory runner counts and reports every failing file, and
+    /// `run_fixtures` panics naming them.
+    #[test]
+    fn the_directory_runner_reports_each_failure_and_panics() {
+        let dir = std::env::temp_dir().join(format!("verdict-sdk-fixtures-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, expect: &str, reason: Option<&str>| {
+            let mut doc = json!({
+                "description": name,
+                "input": {"deployment": {"service": "a", "environment": "prod"}},
+                "expect": expect,
+            });
+            if let Some(r) = reason {
+                doc["reason_contains"] = json!(r);
+            }
+            std::fs::write(dir.join(name), doc.to_string()).unwrap();
+        };
+        write("a-good.json", "rollback", Some("error_rate"));
+        write("b-wrong-expect.json", "hold", None);
+        write("c-wrong-reason.json", "rollback", Some("latency"));
+        let (total, failures) = check_fixtures::<AlwaysRollback>(&dir);
+        assert_eq!(total, 3);
+        assert_eq!(
+            failures,
+            [
+                "b-wrong-expect.json: expected hold, got rollback: error_rate 5% over 1%",
+                "c-wrong-reason.json: no reason contains `latency`; reasons were: error_rate 5% over 1%",
+            ]
+        );
+        let panic = std::panic::catch_unwind(|| run_fixtures::<AlwaysRollback>(&dir)).unwrap_err();
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.starts_with("2 of 3 fixtures in "), "{text}");
+        assert!(text.contains("b-wrong-expect.json") && text.contains("c-wrong-reason.json"), "{text}");
+    }
+
     #[test]
     fn typos_and_missing_fields_are_refused_as_in_the_host() {
         let bad = [
