@@ -21,7 +21,7 @@ pub use cache::ArtifactCache;
 pub use sandbox::{digest_of, CompiledPolicy, Runtime, SandboxError};
 
 use crate::domain::{
-    Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult,
+    Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult, Reason,
 };
 use crate::telemetry;
 
@@ -75,6 +75,24 @@ impl ActiveBinding {
             policy,
         }
     }
+}
+
+/// Which manual freezes an evaluation applies.
+#[derive(Debug, Clone, Copy)]
+pub enum Freezes<'a> {
+    /// The active set's freezes in force now: a live decision.
+    Active,
+    /// None: a replay against current or named policies answers "what would
+    /// the policies say", not "may I deploy".
+    Ignore,
+    /// The freezes a stored decision recorded (its `freezes` ids) and its
+    /// recorded reasons, which name them: a replay as recorded. A freeze is
+    /// part of a decision's evidence, so it is reproduced from the record,
+    /// whatever the freeze table holds today.
+    Recorded {
+        ids: &'a [String],
+        reasons: &'a [Reason],
+    },
 }
 
 /// Everything a decision needs, frozen at one instant.
@@ -367,20 +385,37 @@ impl Engine {
         &self,
         set: &ActiveSet,
         bindings: &[&ActiveBinding],
-        mut req: DecisionRequest,
+        req: DecisionRequest,
         now: Timestamp,
         apply_freezes: bool,
+    ) -> Evaluation {
+        let freezes = if apply_freezes {
+            Freezes::Active
+        } else {
+            Freezes::Ignore
+        };
+        self.evaluate_under(set, bindings, req, now, freezes)
+    }
+
+    /// Evaluate `req` against the given bindings, under the given freezes.
+    pub fn evaluate_under(
+        &self,
+        set: &ActiveSet,
+        bindings: &[&ActiveBinding],
+        mut req: DecisionRequest,
+        now: Timestamp,
+        freezes: Freezes<'_>,
     ) -> Evaluation {
         let at = *req.time.get_or_insert(now);
         // Manual freezes are operator actions in real time: the server's
         // clock decides whether one is active, not the request's `time`.
-        let freezes: Vec<&Freeze> = if apply_freezes {
-            set.freezes
+        let active: Vec<&Freeze> = match freezes {
+            Freezes::Active => set
+                .freezes
                 .values()
                 .filter(|f| f.applies(&req.deployment, now))
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            Freezes::Ignore | Freezes::Recorded { .. } => Vec::new(),
         };
         let mut input = wit::input(&req, at.as_millisecond(), String::new());
         let policies: Vec<PolicyResult> = bindings
@@ -400,14 +435,27 @@ impl Engine {
                 result
             })
             .collect();
-        let (mut verdict, mut reasons) = combine::combine(&policies, &freezes);
+        let (mut verdict, mut reasons, freeze_ids) = match freezes {
+            Freezes::Recorded { ids, reasons } if !ids.is_empty() => {
+                let (verdict, reasons) = combine::recorded_freeze(ids, reasons);
+                (verdict, reasons, ids.to_vec())
+            }
+            _ => {
+                let (verdict, reasons) = combine::combine(&policies, &active);
+                (
+                    verdict,
+                    reasons,
+                    active.iter().map(|f| f.id.clone()).collect(),
+                )
+            }
+        };
         combine::missing_evidence(&req.metrics, &mut verdict, &mut reasons);
         Evaluation {
             verdict,
             reasons,
             policies,
             request: req,
-            freezes: freezes.iter().map(|f| f.id.clone()).collect(),
+            freezes: freeze_ids,
         }
     }
 

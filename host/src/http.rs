@@ -1,4 +1,5 @@
-//! The HTTP decision API (design.md §5). Warp types stay inside this module.
+//! The HTTP decision API (routes and statuses are listed in the README's
+//! "HTTP API" table). Warp types stay inside this module.
 //!
 //! - this file: the route table (one filter per route) and [`serve`].
 //! - [`handlers`]: plain async functions, one per route.
@@ -37,6 +38,10 @@ pub struct Ctx {
     pub max_body: u64,
     pub max_policy: u64,
     pub timeout: Duration,
+    /// How long a client may take to send its body: [`BODY_READ_TIMEOUT`],
+    /// or the request timeout when that is shorter (a server configured to
+    /// answer within N ms does not wait longer than N ms for a body either).
+    pub body_timeout: Duration,
 }
 
 impl Ctx {
@@ -47,7 +52,37 @@ impl Ctx {
             max_body: config.max_body_bytes,
             max_policy: config.max_policy_bytes,
             timeout: Duration::from_millis(config.request_timeout_ms),
+            body_timeout: BODY_READ_TIMEOUT.min(Duration::from_millis(config.request_timeout_ms)),
         }
+    }
+
+    /// A request body of at most `max_body_bytes`.
+    fn body(&self) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+        body(
+            Limit::new(self.max_body, "max_body_bytes"),
+            self.body_timeout,
+        )
+    }
+
+    /// A policy component upload of at most `max_policy_bytes`.
+    fn policy_body(&self) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+        body(
+            Limit::new(self.max_policy, "max_policy_bytes"),
+            self.body_timeout,
+        )
+    }
+}
+
+/// A body size limit and the setting that configures it (named in the 413).
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    bytes: u64,
+    setting: &'static str,
+}
+
+impl Limit {
+    fn new(bytes: u64, setting: &'static str) -> Limit {
+        Limit { bytes, setting }
     }
 }
 
@@ -65,42 +100,62 @@ fn role(ctx: &Ctx, role: Role) -> impl Filter<Extract = (Caller,), Error = Rejec
 }
 
 /// The body, read up to `limit` bytes whatever the transfer encoding
-/// (`content_length_limit` alone would refuse chunked bodies).
-fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+/// (`content_length_limit` alone would refuse chunked bodies), within
+/// `timeout`.
+fn body(
+    limit: Limit,
+    timeout: Duration,
+) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
     warp::body::stream().and_then(move |stream| async move {
         // The body is read (and counted) rather than refused on its
         // declared length, so a client still sending gets to read the
         // 413 instead of a broken pipe. A client that sends less than it
         // declared is cut off by the read timeout instead of holding the
         // connection forever.
-        match tokio::time::timeout(BODY_READ_TIMEOUT, collect_body(stream, limit)).await {
-            Ok(r) => r,
-            Err(_) => Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "request body not received within {} s",
-                    BODY_READ_TIMEOUT.as_secs()
-                ),
-            )
-            .reject()),
-        }
+        collect_body_within(stream, limit, timeout).await
     })
 }
 
-/// How long a client may take to send its body.
+/// How long a client may take to send its body (at most; see [`Ctx::body_timeout`]).
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn too_large(limit: u64) -> Rejection {
+fn too_large(limit: Limit) -> Rejection {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "too_large",
-        format!("request body larger than {limit} bytes"),
+        format!(
+            "request body larger than {} bytes (the server's `{}`)",
+            limit.bytes, limit.setting
+        ),
     )
     .reject()
 }
 
-async fn collect_body<S, B>(stream: S, limit: u64) -> Result<Bytes, Rejection>
+/// [`collect_body`] under `timeout`: a body not received in time is a 408.
+async fn collect_body_within<S, B>(
+    stream: S,
+    limit: Limit,
+    timeout: Duration,
+) -> Result<Bytes, Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    match tokio::time::timeout(timeout, collect_body(stream, limit)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "request body not received within {} ms",
+                timeout.as_millis()
+            ),
+        )
+        .reject()),
+    }
+}
+
+async fn collect_body<S, B>(stream: S, limit: Limit) -> Result<Bytes, Rejection>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,
@@ -116,7 +171,7 @@ where
             )
             .reject()
         })?;
-        if buf.len() as u64 + chunk.remaining() as u64 > limit {
+        if buf.len() as u64 + chunk.remaining() as u64 > limit.bytes {
             return Err(too_large(limit));
         }
         while chunk.has_remaining() {
@@ -163,7 +218,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Decide))
-        .and(body(ctx.max_body))
+        .and(ctx.body())
         .and_then(|ctx: Ctx, _c: Caller, b: Bytes| async move {
             timed(&ctx, handlers::decide(ctx.app.clone(), b)).await
         });
@@ -193,7 +248,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Read))
-        .and(body(ctx.max_body))
+        .and(ctx.body())
         .and_then(|id: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
             timed(&ctx, handlers::replay(ctx.app.clone(), id, b)).await
         });
@@ -203,7 +258,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Decide))
-        .and(body(ctx.max_body))
+        .and(ctx.body())
         .and_then(|ctx: Ctx, _c: Caller, b: Bytes| async move {
             timed(&ctx, handlers::preview_pull(ctx.app.clone(), b)).await
         });
@@ -223,7 +278,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::put())
         .and(c())
         .and(role(&ctx, Role::Admin))
-        .and(body(ctx.max_policy))
+        .and(ctx.policy_body())
         .and_then(|name: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
             timed(&ctx, handlers::put_policy(ctx.app.clone(), name, b)).await
         });
@@ -262,7 +317,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::put())
         .and(c())
         .and(role(&ctx, Role::Admin))
-        .and(body(ctx.max_body))
+        .and(ctx.body())
         .and_then(|name: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
             timed(&ctx, handlers::put_binding(ctx.app.clone(), name, b)).await
         });
@@ -302,7 +357,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Admin))
-        .and(body(ctx.max_body))
+        .and(ctx.body())
         .and_then(|ctx: Ctx, caller: Caller, b: Bytes| async move {
             timed(&ctx, handlers::create_freeze(ctx.app.clone(), caller, b)).await
         });
@@ -335,7 +390,10 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(role(&ctx, Role::Decide))
         .and(warp::body::stream())
         .then(|ctx: Ctx, _c: Caller, stream| async move {
-            let body = collect_body(stream, ctx.max_body)
+            // Under the body timeout too: a stalled body must not hold the
+            // connection (nor the rollout step) forever.
+            let limit = Limit::new(ctx.max_body, "max_body_bytes");
+            let body = collect_body_within(stream, limit, ctx.body_timeout)
                 .await
                 .map_err(|r: Rejection| {
                     r.find::<ApiError>()
@@ -350,7 +408,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Decide))
-        .and(body(ctx.max_body))
+        .and(ctx.body())
         .and_then(|gate: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
             timed(&ctx, integrations::flagger(ctx.app.clone(), gate, b)).await
         });

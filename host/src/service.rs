@@ -16,7 +16,7 @@ use crate::domain::{
     Binding, Decision, DecisionRequest, Evaluation, Freeze, PolicyMeta, PolicyResult, Selector,
     Verdict,
 };
-use crate::engine::{ActiveBinding, ArtifactCache, Engine, EngineError};
+use crate::engine::{ActiveBinding, ArtifactCache, Engine, EngineError, Freezes};
 use crate::source::Sources;
 use crate::store::{Appended, Page, Query, Store, StoreError, VerifyReport};
 use crate::telemetry;
@@ -49,8 +49,8 @@ pub struct ReplayRequest {
     /// settings instead of the current bindings.
     #[serde(default)]
     pub policies: Option<Vec<String>>,
-    /// Re-run exactly the digests and settings the decision recorded: proves
-    /// the stored decision is reproducible.
+    /// Re-run exactly the digests, settings and manual freezes the decision
+    /// recorded: proves the stored decision is reproducible.
     #[serde(default)]
     pub as_recorded: bool,
 }
@@ -283,9 +283,23 @@ impl App {
         let engine = self.engine.clone();
         let request = original.request.clone();
         let at = original.request.time.unwrap_or(original.decided_at);
+        let as_recorded = how.as_recorded;
+        let (freeze_ids, recorded_reasons) = (original.freezes.clone(), original.reasons.clone());
         let replayed = blocking("replay", move || {
             let refs: Vec<&ActiveBinding> = bindings.iter().collect();
-            engine.evaluate_with(&set, &refs, request, at, false)
+            // As recorded, a manual freeze the decision was made under is
+            // part of its evidence and is reproduced from the record, not
+            // from today's freeze table. Otherwise no freeze applies: the
+            // replay answers what the policies would say.
+            let freezes = if as_recorded {
+                Freezes::Recorded {
+                    ids: &freeze_ids,
+                    reasons: &recorded_reasons,
+                }
+            } else {
+                Freezes::Ignore
+            };
+            engine.evaluate_under(&set, &refs, request, at, freezes)
         })
         .await?;
         let diff = diff(&original.policies, &replayed.policies);

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use verdict_e2e::{assert_error, failing_request, healthy_request, raw, Server};
+use verdict_e2e::{assert_error, failing_request, healthy_request, raw, Options, Server};
 
 /// After the abuse: still up, still right, and nothing stored by the abuse
 /// (`stored` decisions existed before).
@@ -189,7 +190,363 @@ fn oversized_bodies_are_413() {
     fits["change"] = json!({"title": "x".repeat((1 << 20) - 4096)});
     let d = s.decide(&fits);
     assert_eq!(d["verdict"], "promote");
+    // Every other JSON body has the same limit, and the 413 names it.
+    let id = d["id"].as_str().unwrap();
+    let replay = format!("/v1/decisions/{id}/replay");
+    let over = pad(&json!({"as_recorded": true}), (1 << 20) + 1);
+    for (method, path) in [
+        ("POST", replay.as_str()),
+        ("POST", "/v1/sources/preview"),
+        ("POST", "/v1/integrations/flagger/confirm-rollout"),
+        ("POST", "/v1/freezes"),
+    ] {
+        let msg = assert_error(&s.call(method, path, Some(&over)), 413, "too_large");
+        assert!(
+            msg.contains("1048576") && msg.contains("max_body_bytes"),
+            "{method} {path}: {msg}"
+        );
+    }
+    // Policy uploads have their own, larger limit (16 MiB by default): a
+    // 2 MiB upload gets past the body limit to validation (422, not 413) …
+    let (st, body) = put_policy(&s, "big", &vec![0u8; 2 << 20]);
+    assert_eq!(
+        (st, &body["error"]["code"]),
+        (422, &json!("invalid_policy")),
+        "{body}"
+    );
+    // … and one byte past 16 MiB is refused before it.
+    let msg = assert_error(
+        &put_policy(&s, "big", &vec![0u8; (16 << 20) + 1]),
+        413,
+        "too_large",
+    );
+    assert!(
+        msg.contains("16777216") && msg.contains("max_policy_bytes"),
+        "{msg}"
+    );
     still_decides(&s, 1);
+}
+
+/// `v` serialized and padded with trailing whitespace (still the same JSON)
+/// to exactly `len` bytes.
+fn pad(v: &Value, len: usize) -> Vec<u8> {
+    let mut b = v.to_string().into_bytes();
+    assert!(b.len() <= len, "{v} is already longer than {len} bytes");
+    b.resize(len, b' ');
+    b
+}
+
+const FLAGGER_PAYLOAD: &str = r#"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "c1", "metadata": {}}"#;
+
+#[test]
+fn configured_body_limits_hold_to_the_byte_on_every_route() {
+    let wasm = thresholds_wasm();
+    let s = Server::start_with(Options {
+        config: Some(format!(
+            "max_body_bytes = 4096\nmax_policy_bytes = {}\n",
+            wasm.len()
+        )),
+        ..Options::default()
+    });
+    let limit = 4096;
+    let too_large = |answer: (u16, Value), what: &str| {
+        let msg = assert_error(&answer, 413, "too_large");
+        assert!(
+            msg.contains("4096") && msg.contains("max_body_bytes"),
+            "{what}: says the limit and the setting: {msg}"
+        );
+    };
+
+    // Decisions: exactly the limit is decided, one byte more is refused.
+    let request = healthy_request("api", "prod");
+    let (st, d) = s.call("POST", "/v1/decisions", Some(&pad(&request, limit)));
+    assert_eq!(st, 201, "{d}");
+    assert_eq!(d["verdict"], "promote");
+    too_large(
+        s.call("POST", "/v1/decisions", Some(&pad(&request, limit + 1))),
+        "decision",
+    );
+
+    // Replay.
+    let replay = format!("/v1/decisions/{}/replay", d["id"].as_str().unwrap());
+    let how = json!({"as_recorded": true});
+    let (st, r) = s.call("POST", &replay, Some(&pad(&how, limit)));
+    assert_eq!((st, &r["changed"]), (200, &json!(false)), "{r}");
+    too_large(
+        s.call("POST", &replay, Some(&pad(&how, limit + 1))),
+        "replay",
+    );
+
+    // Preview (no metric sources configured: nothing to pull).
+    let (st, p) = s.call("POST", "/v1/sources/preview", Some(&pad(&request, limit)));
+    assert_eq!((st, &p), (200, &json!({"metrics": []})), "{p}");
+    too_large(
+        s.call(
+            "POST",
+            "/v1/sources/preview",
+            Some(&pad(&request, limit + 1)),
+        ),
+        "preview",
+    );
+
+    // Flagger: decided at the limit (nothing to judge: a hold, 403), refused past it.
+    let payload: Value = serde_json::from_str(FLAGGER_PAYLOAD).unwrap();
+    let gate = "/v1/integrations/flagger/confirm-rollout";
+    let (st, text) = s.call("POST", gate, Some(&pad(&payload, limit)));
+    assert_eq!(st, 403, "{text}");
+    assert!(
+        text.as_str().is_some_and(|t| t.starts_with("hold")),
+        "{text}"
+    );
+    too_large(
+        s.call("POST", gate, Some(&pad(&payload, limit + 1))),
+        "flagger",
+    );
+
+    // Argo: always 200; past the limit a hold that decides nothing.
+    let argo = "/v1/integrations/argo";
+    let (st, a) = s.call("POST", argo, Some(&pad(&request, limit)));
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["verdict"], "promote", "{a}");
+    let (st, a) = s.call("POST", argo, Some(&pad(&request, limit + 1)));
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(
+        (&a["verdict"], &a["decision_id"]),
+        (&json!("hold"), &Value::Null),
+        "{a}"
+    );
+    assert!(
+        a["reasons"][0].as_str().is_some_and(|m| m.contains("4096")),
+        "{a}"
+    );
+
+    // Bindings and freezes.
+    let binding = json!({"policy": "thresholds", "selector": {"service": "api"}});
+    let (st, b) = s.call("PUT", "/v1/bindings/padded", Some(&pad(&binding, limit)));
+    assert_eq!(st, 200, "{b}");
+    too_large(
+        s.call(
+            "PUT",
+            "/v1/bindings/padded",
+            Some(&pad(&binding, limit + 1)),
+        ),
+        "binding",
+    );
+    let freeze =
+        json!({"selector": {"service": "x"}, "reason": "r", "until": "2099-01-01T00:00:00Z"});
+    too_large(
+        s.call("POST", "/v1/freezes", Some(&pad(&freeze, limit + 1))),
+        "freeze",
+    );
+    let (st, f) = s.call("POST", "/v1/freezes", Some(&pad(&freeze, limit)));
+    assert_eq!(st, 201, "{f}");
+
+    // Policies: `max_policy_bytes`, not `max_body_bytes` (the component is
+    // far larger than 4096 bytes); exactly the limit uploads, one byte more
+    // is refused before validation.
+    let (st, body) = put_policy(&s, "exact", &wasm);
+    assert_eq!(st, 201, "{body}");
+    let mut longer = wasm.clone();
+    longer.push(0);
+    let msg = assert_error(&put_policy(&s, "longer", &longer), 413, "too_large");
+    assert!(
+        msg.contains(&wasm.len().to_string()) && msg.contains("max_policy_bytes"),
+        "{msg}"
+    );
+    assert_error(
+        &s.call("GET", "/v1/policies/longer", None),
+        404,
+        "not_found",
+    );
+
+    // Stored: the decision, the Flagger hold and the Argo promote.
+    still_decides(&s, 3);
+}
+
+/// Send `head` (request line and headers, without the blank line; `Host`
+/// and `Connection: close` are added) and then `body` exactly as given on a
+/// fresh connection, which stays open, and read the answer (at most 60 s).
+/// Returns the status and the body (JSON if it parses, else a string).
+fn exchange(base: &str, head: &str, body: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{}\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        head.trim_end()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    // The server may answer (and stop reading) before the body is all in.
+    let _ = s.write_all(&req);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        // Complete once the headers and `Content-Length` bytes are in.
+        let text = String::from_utf8_lossy(&out);
+        if let Some((headers, rest)) = text.split_once("\r\n\r\n") {
+            let len = headers.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if len.is_some_and(|n| rest.len() >= n) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in answer to `{head}`: {text:?}"));
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+    (status, value)
+}
+
+/// `body` in chunked transfer encoding, `size`-byte chunks.
+fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[test]
+fn chunked_bodies_count_against_the_cap() {
+    let s = Server::start_with(Options {
+        config: Some("max_body_bytes = 4096\n".into()),
+        ..Options::default()
+    });
+    let request = healthy_request("api", "prod");
+    let head = "POST /v1/decisions HTTP/1.1\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked";
+    // No Content-Length: only counting the bytes as they arrive can refuse it.
+    let (st, d) = exchange(&s.base, head, &chunked(&pad(&request, 4096), 1000));
+    assert_eq!(st, 201, "chunked, exactly at the limit: {d}");
+    assert_eq!(d["verdict"], "promote", "{d}");
+    let msg = assert_error(
+        &exchange(&s.base, head, &chunked(&pad(&request, 4097), 1000)),
+        413,
+        "too_large",
+    );
+    assert!(msg.contains("4096"), "{msg}");
+    // Far past the cap, in small chunks.
+    let huge = vec![b' '; 64 << 10];
+    assert_error(
+        &exchange(&s.base, head, &chunked(&huge, 512)),
+        413,
+        "too_large",
+    );
+    // The same on a policy upload against `max_policy_bytes` (16 MiB).
+    let policy_head = "PUT /v1/policies/chunky HTTP/1.1\r\nContent-Type: application/wasm\r\n\
+                       Transfer-Encoding: chunked";
+    let msg = assert_error(
+        &exchange(
+            &s.base,
+            policy_head,
+            &chunked(&vec![0u8; (16 << 20) + 1], 1 << 20),
+        ),
+        413,
+        "too_large",
+    );
+    assert!(msg.contains("max_policy_bytes"), "{msg}");
+    still_decides(&s, 1);
+}
+
+/// A server whose request timeout (and so body timeout) is 3 s.
+fn impatient_server() -> Server {
+    Server::start_with(Options {
+        config: Some("request_timeout_ms = 3000\n".into()),
+        ..Options::default()
+    })
+}
+
+#[test]
+fn a_stalled_body_is_408_on_every_route_that_reads_one() {
+    let s = impatient_server();
+    // Each client declares 1000 bytes, sends 100 and stalls (the connection
+    // stays open). All at once: each waits out the same 3 s.
+    let stall = |head: &str| {
+        let head = format!("{head}\r\nContent-Type: application/json\r\nContent-Length: 1000");
+        exchange(&s.base, &head, &[b' '; 100])
+    };
+    let routes = [
+        "POST /v1/decisions HTTP/1.1",
+        "POST /v1/decisions/dec-000000000001/replay HTTP/1.1",
+        "POST /v1/sources/preview HTTP/1.1",
+        "POST /v1/integrations/flagger/confirm-rollout HTTP/1.1",
+        "PUT /v1/policies/slow HTTP/1.1",
+        "PUT /v1/bindings/slow HTTP/1.1",
+        "POST /v1/freezes HTTP/1.1",
+    ];
+    let (answers, argo) = std::thread::scope(|scope| {
+        let handles: Vec<_> = routes
+            .iter()
+            .map(|r| scope.spawn(move || stall(r)))
+            .collect();
+        let argo = scope.spawn(|| stall("POST /v1/integrations/argo HTTP/1.1"));
+        let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        (answers, argo.join().unwrap())
+    });
+    for (route, answer) in routes.iter().zip(&answers) {
+        let msg = assert_error(answer, 408, "body_timeout");
+        assert!(msg.contains("3000 ms"), "{route}: {msg}");
+    }
+    // Argo answers 200 whatever happens: a hold that decided nothing.
+    let (st, a) = argo;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(
+        (&a["verdict"], &a["decision_id"]),
+        (&json!("hold"), &Value::Null),
+        "{a}"
+    );
+    assert!(
+        a["reasons"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("not received")),
+        "{a}"
+    );
+    still_decides(&s, 0);
+}
+
+#[test]
+fn a_decision_past_the_request_timeout_is_503() {
+    let s = impatient_server();
+    let (st, body) = put_policy(&s, "misbehave", &misbehave_wasm());
+    assert_eq!(st, 201, "{body}");
+    // A policy that loops, with fuel and a deadline (10 s, the most a
+    // binding may have) that outlast the 3 s request timeout.
+    let (st, body) = s.json(
+        "PUT",
+        "/v1/bindings/slow",
+        &json!({
+            "policy": "misbehave",
+            "selector": {"service": "slow"},
+            "settings": {"mode": "loop"},
+            "limits": {"fuel": 1_000_000_000_000_000_000u64, "timeout_ms": 10_000},
+        }),
+    );
+    assert_eq!(st, 200, "{body}");
+    let msg = assert_error(
+        &s.json("POST", "/v1/decisions", &healthy_request("slow", "prod")),
+        503,
+        "timeout",
+    );
+    assert!(msg.contains("3000 ms"), "{msg}");
+    // Nothing stored for it, and other deployments are decided meanwhile.
+    still_decides(&s, 0);
 }
 
 #[test]
@@ -323,6 +680,14 @@ fn thresholds_wasm() -> Vec<u8> {
     std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../policies/dist/thresholds.wasm"
+    ))
+    .unwrap()
+}
+
+fn misbehave_wasm() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/dist/test/misbehave.wasm"
     ))
     .unwrap()
 }

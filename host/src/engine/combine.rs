@@ -1,8 +1,9 @@
-//! How the outcomes of many policies become one verdict (design.md §3):
-//! freeze > rollback > hold > promote; a failed policy votes its binding's
-//! `on_error`; shadow policies never count; abstentions are recorded but do
-//! not vote; promote needs at least one enforcing promote and nothing else;
-//! no vote at all is a hold, never a promote.
+//! How the outcomes of many policies become one verdict: a manual freeze in
+//! scope overrides every vote; otherwise freeze > rollback > hold > promote;
+//! a failed policy votes its binding's `on_error`; shadow policies never
+//! count; abstentions are recorded but do not vote; promote needs at least
+//! one enforcing promote and nothing else; no vote at all is a hold, never a
+//! promote.
 
 use crate::domain::{Freeze, Metric, Mode, PolicyResult, Reason, Verdict};
 
@@ -13,8 +14,10 @@ pub fn combine(results: &[PolicyResult], freezes: &[&Freeze]) -> (Verdict, Vec<R
             .iter()
             .map(|f| {
                 Reason::host(format!(
-                    "manual freeze `{}` until {}: {}",
-                    f.id, f.until, f.reason
+                    "{} until {}: {}",
+                    freeze_reason_prefix(&f.id),
+                    f.until,
+                    f.reason
                 ))
             })
             .collect();
@@ -61,8 +64,31 @@ pub fn combine(results: &[PolicyResult], freezes: &[&Freeze]) -> (Verdict, Vec<R
     (verdict, reasons)
 }
 
-/// Pulled metrics that did not (fully) arrive (design.md §3b): each gap
-/// becomes a host reason, listed first; a gap in a *required* metric turns a
+/// How a manual freeze's reason starts; [`recorded_freeze`] finds it again.
+fn freeze_reason_prefix(id: &str) -> String {
+    format!("manual freeze `{id}`")
+}
+
+/// The verdict and reasons of a decision recorded under the manual freezes
+/// `ids`, taken from its recorded `reasons` (the freeze itself may have been
+/// lifted or deleted since): a replay as recorded reproduces the freeze.
+pub fn recorded_freeze(ids: &[String], recorded: &[Reason]) -> (Verdict, Vec<Reason>) {
+    let reasons = ids
+        .iter()
+        .map(|id| {
+            let prefix = freeze_reason_prefix(id);
+            recorded
+                .iter()
+                .find(|r| r.policy.is_none() && r.message.starts_with(&prefix))
+                .cloned()
+                .unwrap_or_else(|| Reason::host(format!("{prefix} (as recorded)")))
+        })
+        .collect();
+    (Verdict::Freeze, reasons)
+}
+
+/// Pulled metrics that did not (fully) arrive: each gap becomes a host
+/// reason, listed first; a gap in a *required* metric turns a
 /// promote into a hold, because "the source was down" must never read as
 /// "the canary is fine". Only the stored input is consulted, so a replay
 /// reaches the same verdict without the source.
@@ -174,6 +200,30 @@ mod tests {
             result("b", Enforce, Some(Freeze)),
         ];
         assert_eq!(combine(&rs, &[]).0, Freeze);
+    }
+
+    #[test]
+    fn a_recorded_freeze_reproduces_the_freeze_reasons() {
+        let f = crate::domain::Freeze {
+            id: "frz-0123456789ab".into(),
+            selector: Selector::default(),
+            reason: "INC-1".into(),
+            until: "2030-01-01T00:00:00Z".parse().unwrap(),
+            created_at: "2020-01-01T00:00:00Z".parse().unwrap(),
+            created_by: None,
+        };
+        let rs = [result("a", Enforce, Some(Promote))];
+        let (v, live) = combine(&rs, &[&f]);
+        assert_eq!(v, Freeze);
+        // Recorded after an evidence-gap reason, as `missing_evidence` puts it.
+        let mut recorded = vec![Reason::host("metric `m` from source `p`: no data")];
+        recorded.extend(live.iter().cloned());
+        let (v, again) = recorded_freeze(std::slice::from_ref(&f.id), &recorded);
+        assert_eq!((v, &again), (Freeze, &live));
+        // A record without the freeze's reason still replays as a freeze.
+        let (v, bare) = recorded_freeze(std::slice::from_ref(&f.id), &[]);
+        assert_eq!(v, Freeze);
+        assert!(bare[0].message.contains("frz-0123456789ab"), "{bare:?}");
     }
 
     #[test]
