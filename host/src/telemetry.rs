@@ -1,5 +1,6 @@
-//! Telemetry (design.md §7): `tracing` spans exported as OpenTelemetry
-//! traces, OpenTelemetry metric instruments, structured logs.
+//! Telemetry (the README's "Observability" section): `tracing` spans
+//! exported as OpenTelemetry traces, OpenTelemetry metric instruments,
+//! structured logs.
 //!
 //! - this file: setup ([`init`], [`Telemetry::shutdown`]), the instruments
 //!   ([`Metrics`]) and the decision and policy spans.

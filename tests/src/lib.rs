@@ -389,26 +389,25 @@ pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) -> String {
 }
 
 /// A tool from Debian's `prometheus` package (`prometheus`, `promtool`), on
-/// PATH or in /usr/bin. Always `Some`: a missing tool fails the test with how
-/// to install it; there is no silent pass. To go without the package, build
-/// the tests with `VERDICT_SKIP_PROMETHEUS=1`: every test that needs it carries
+/// PATH or in /usr/bin. A missing tool fails the test with how to install
+/// it; there is no silent pass. To go without the package, build the tests
+/// with `VERDICT_SKIP_PROMETHEUS=1`: every test that needs it carries
 /// `#[cfg_attr(verdict_skip_prometheus, ignore = ...)]` (see `tests/build.rs`),
-/// so libtest reports it as ignored and never reaches this. (The `Option` only
-/// keeps older `let Some(..) = .. else` callers compiling.)
+/// so libtest reports it as ignored and never reaches this.
 #[track_caller]
-pub fn prometheus_tool(name: &str) -> Option<PathBuf> {
+pub fn prometheus_tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
+    std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin")])
         .map(|d| d.join(name))
-        .find(|p| p.is_file());
-    assert!(
-        found.is_some(),
-        "this test needs `{name}` from Debian's `prometheus` package: `apt-get install \
-         prometheus` (`make test` does it when run as root), or build the tests with \
-         VERDICT_SKIP_PROMETHEUS=1 to report the tests that need it as ignored"
-    );
-    found
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs `{name}` from Debian's `prometheus` package: `apt-get install \
+                 prometheus` (`make test` does it when run as root), or build the tests with \
+                 VERDICT_SKIP_PROMETHEUS=1 to report the tests that need it as ignored"
+            )
+        })
 }
 
 /// The per-policy result for `binding` in a decision record (or in a

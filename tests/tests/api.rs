@@ -1,5 +1,5 @@
-//! The HTTP decision API (design.md §5) as a deploy tool and an operator use
-//! it: decide, fetch, query, replay, verify, freezes, bindings, policies.
+//! The HTTP decision API as a deploy tool and an operator use it: decide,
+//! fetch, query, replay, verify, freezes, bindings, policies.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -784,10 +784,19 @@ fn a_request_no_policy_votes_on_is_hold_never_promote() {
     let d = s.decide(&json!({"deployment": {"service": "api", "environment": "prod"}}));
     assert_eq!(d["verdict"], "hold", "{d}");
     assert!(
-        !d["reasons"].as_array().unwrap().is_empty(),
+        d["reasons"]
+            .to_string()
+            .contains("no enforcing policy voted"),
         "says why: {d}"
     );
+    // Every built-in ran and abstained: an empty `policies` (nothing ran)
+    // must not pass as "all abstained".
+    assert_eq!(bindings_of(&d), BUILTINS, "every bound policy ran: {d}");
     for p in d["policies"].as_array().unwrap() {
-        assert!(p["abstained"].is_string(), "{p}");
+        assert!(p["verdict"].is_null(), "{p}");
+        assert!(
+            p["abstained"].as_str().is_some_and(|a| !a.is_empty()),
+            "{p}"
+        );
     }
 }

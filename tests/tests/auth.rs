@@ -1,7 +1,12 @@
-//! Bearer tokens with roles (design.md §5 "Auth"): configured as sha256
-//! hashes; decide / read / admin; health endpoints open; no public listen
-//! without tokens.
+//! Bearer tokens with roles: tokens are configured by their sha256 only;
+//! `decide` may decide, `read` may query, verify and replay, `admin` manages
+//! policies, bindings and freezes; the health endpoints and `/metrics` are
+//! open; no public listen without tokens. A clear token never reaches
+//! anything the server stores, logs or answers.
 
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,51 +17,154 @@ use verdict_e2e::{assert_error, binary, call, failing_request, healthy_request, 
 const CI: &str = "ci-token";
 const AUDITOR: &str = "auditor-token";
 const OPS: &str = "ops-token";
+/// A token holding `admin` alone (no `read`).
+const PLATFORM: &str = "platform-admin-token";
+const CLEAR_TOKENS: [&str; 4] = [CI, AUDITOR, OPS, PLATFORM];
 
 fn sha(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn start() -> Server {
+/// A server with tokens configured that keeps everything it answered (and
+/// every CLI output), and logs at debug level into a buffer, so the test can
+/// look for clear tokens in all of it.
+struct Authed {
+    s: Server,
+    seen: RefCell<Vec<String>>,
+}
+
+impl Deref for Authed {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.s
+    }
+}
+
+impl Authed {
+    /// One HTTP call with raw bytes; the answer is remembered.
+    fn send(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let answer = call(&self.s.base, method, path, body, token, content_type);
+        self.seen
+            .borrow_mut()
+            .push(format!("{method} {path} → {} {}", answer.0, answer.1));
+        answer
+    }
+
+    /// The CLI against this server; (code, stdout, stderr), remembered.
+    fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let out = self.s.cli_env(args, env);
+        self.seen.borrow_mut().push(format!(
+            "verdict {} → {} {}{}",
+            args[0], out.0, out.1, out.2
+        ));
+        out
+    }
+}
+
+fn start() -> Authed {
     let config = format!(
         r#"tokens = [
   {{ name = "ci", sha256 = "{}", roles = ["decide"] }},
   {{ name = "auditor", sha256 = "{}", roles = ["read"] }},
   {{ name = "ops", sha256 = "{}", roles = ["admin", "read"] }},
+  {{ name = "platform", sha256 = "{}", roles = ["admin"] }},
 ]
 "#,
         sha(CI),
         sha(AUDITOR),
-        sha(OPS)
+        sha(OPS),
+        sha(PLATFORM)
     );
     let s = Server::start_with(Options {
         config: Some(config),
+        // Debug level for our own code and the HTTP stack: a token must not
+        // leak at any level an operator might turn on.
+        env: vec![(
+            "RUST_LOG".into(),
+            "debug,wasmtime=warn,cranelift=warn,sled=info".into(),
+        )],
+        capture_stderr: true,
         ..Options::default()
     });
-    // The clear tokens are nowhere in the config the server was given.
-    let written = std::fs::read_to_string(s.data_dir.with_extension("toml")).unwrap();
-    for t in [CI, AUDITOR, OPS] {
-        assert!(!written.contains(t));
+    Authed {
+        s,
+        seen: RefCell::new(Vec::new()),
     }
-    s
 }
 
 fn as_(
-    s: &Server,
+    s: &Authed,
     token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
     let bytes = body.map(|b| b.to_string().into_bytes());
-    call(
-        &s.base,
-        method,
-        path,
-        bytes.as_deref(),
-        token,
-        "application/json",
-    )
+    s.send(token, method, path, bytes.as_deref(), "application/json")
+}
+
+/// Every regular file under `dir`, with its bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("read {}: {e}", d.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Stop the server (so its store is flushed), then look for every clear
+/// token in everything it answered, everything it logged and every file in
+/// its data dir. `stored` is text the test made the server store, and
+/// `logged` text it made it log: finding them proves each search can see
+/// what is there.
+#[track_caller]
+fn assert_no_clear_token_leaked(mut a: Authed, stored: &str, logged: &str) {
+    let status = a.s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let answers = a.seen.borrow().join("\n");
+    let logs = a.s.stderr_lines().join("\n");
+    let files = files_under(&a.s.data_dir);
+    assert!(
+        files.iter().any(|(_, bytes)| holds(bytes, stored)),
+        "`{stored}` is in no file under {}: the scan cannot see what the store holds",
+        a.s.data_dir.display()
+    );
+    assert!(
+        logs.contains(logged),
+        "`{logged}` is not in the logs:\n{logs}"
+    );
+    for token in CLEAR_TOKENS {
+        assert!(
+            !answers.contains(token),
+            "an answer holds `{token}`:\n{answers}"
+        );
+        assert!(!logs.contains(token), "the logs hold `{token}`:\n{logs}");
+        for (path, bytes) in &files {
+            assert!(!holds(bytes, token), "{} holds `{token}`", path.display());
+        }
+    }
 }
 
 #[test]
@@ -107,6 +215,9 @@ fn tokens_and_roles_are_enforced() {
             &format!("GET /v1/decisions HTTP/1.1\r\nAuthorization: {header}"),
             b"",
         );
+        s.seen
+            .borrow_mut()
+            .push(format!("{} {}", answer.0, answer.1));
         assert_error(&answer, 401, "unauthorized");
     }
 
@@ -183,12 +294,11 @@ fn tokens_and_roles_are_enforced() {
         }
     }
     for t in [CI, AUDITOR] {
-        let answer = call(
-            &s.base,
+        let answer = s.send(
+            Some(t),
             "PUT",
             "/v1/policies/mine",
             Some(&wasm),
-            Some(t),
             "application/wasm",
         );
         assert_error(&answer, 403, "forbidden");
@@ -200,12 +310,11 @@ fn tokens_and_roles_are_enforced() {
     assert_eq!(policies["items"].as_array().unwrap().len(), 5);
 
     // admin: policies, bindings, freezes.
-    let (st, body) = call(
-        &s.base,
+    let (st, body) = s.send(
+        Some(OPS),
         "PUT",
         "/v1/policies/mine",
         Some(&wasm),
-        Some(OPS),
         "application/wasm",
     );
     assert_eq!(st, 201, "{body}");
@@ -244,17 +353,171 @@ fn tokens_and_roles_are_enforced() {
     let req = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(req.path(), healthy.to_string()).unwrap();
     let file = req.path().to_str().unwrap();
-    let (code, out, err) = s.cli_env(&["decide", "--file", file], &[("VERDICT_TOKEN", CI)]);
+    let (code, out, err) = s.cli(&["decide", "--file", file], &[("VERDICT_TOKEN", CI)]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("promote"), "{out}");
-    let (code, out, err) = s.cli_env(&["decide", "--file", file], &[]);
+    let (code, out, err) = s.cli(&["decide", "--file", file], &[]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("401"), "{err}");
-    let (code, out, err) = s.cli_env(&["audit", "verify"], &[("VERDICT_TOKEN", CI)]);
+    let (code, out, err) = s.cli(&["audit", "verify"], &[("VERDICT_TOKEN", CI)]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("403"), "{err}");
-    let (code, out, err) = s.cli_env(&["audit", "verify", "--token", AUDITOR], &[]);
+    let (code, out, err) = s.cli(&["audit", "verify", "--token", AUDITOR], &[]);
     assert_eq!(code, 0, "{out}{err}");
+
+    // After all that, no clear token is in any answer, any log line or any
+    // stored byte. The decision's service is stored; its id is logged.
+    let id = id.to_string();
+    assert_no_clear_token_leaked(s, "auth-svc", &id);
+}
+
+/// `GET /metrics` is open like the probes: scrapers rarely carry tokens, so
+/// it answers without one (and ignores a wrong one) while every API route
+/// insists on its role.
+#[test]
+fn metrics_stay_open_with_tokens_configured() {
+    let s = start();
+    // Something to count first.
+    let (st, d) = as_(
+        &s,
+        Some(CI),
+        "POST",
+        "/v1/decisions",
+        Some(&healthy_request("open", "prod")),
+    );
+    assert_eq!(st, 201, "{d}");
+    assert_error(
+        &as_(&s, None, "GET", "/v1/decisions", None),
+        401,
+        "unauthorized",
+    );
+    for token in [None, Some("wrong-token"), Some(AUDITOR)] {
+        let (st, body) = as_(&s, token, "GET", "/metrics", None);
+        assert_eq!(st, 200, "/metrics with {token:?}: {body}");
+        let text = body.as_str().unwrap_or_else(|| panic!("not text: {body}"));
+        assert!(
+            text.contains(r#"verdict_decisions_total{environment="prod",verdict="promote"} 1"#),
+            "{text}"
+        );
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(as_(&s, None, "GET", path, None).0, 200, "{path}");
+    }
+}
+
+/// What a token holding only `admin` may do. Roles do not imply each other:
+/// `admin` manages policies, bindings and freezes (writes), and every read
+/// (decisions, replay, verify, and even listing the policies, bindings and
+/// freezes it manages) needs `read`; deciding needs `decide`. Least
+/// privilege: an automation that rotates bindings learns nothing about the
+/// audit trail. Operators give a person `["admin", "read"]`.
+#[test]
+fn an_admin_only_token_manages_but_reads_and_decides_nothing() {
+    let s = start();
+    let (st, d) = as_(
+        &s,
+        Some(CI),
+        "POST",
+        "/v1/decisions",
+        Some(&healthy_request("adm", "prod")),
+    );
+    assert_eq!(st, 201, "{d}");
+    let id = d["id"].as_str().unwrap();
+    let wasm = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/dist/thresholds.wasm"
+    ))
+    .unwrap();
+
+    // May not read anything: 403 naming the missing role.
+    let rec = json!({"as_recorded": true});
+    let reads: Vec<(&str, String, Option<&Value>)> = vec![
+        ("GET", "/v1/decisions".into(), None),
+        ("GET", format!("/v1/decisions/{id}"), None),
+        ("POST", format!("/v1/decisions/{id}/replay"), Some(&rec)),
+        ("GET", "/v1/audit/verify".into(), None),
+        ("GET", "/v1/policies".into(), None),
+        ("GET", "/v1/policies/thresholds".into(), None),
+        ("GET", "/v1/bindings".into(), None),
+        ("GET", "/v1/bindings/thresholds".into(), None),
+        ("GET", "/v1/freezes".into(), None),
+    ];
+    for (m, p, b) in &reads {
+        let msg = assert_error(&as_(&s, Some(PLATFORM), m, p, *b), 403, "forbidden");
+        assert!(
+            msg.contains("`platform`") && msg.contains("`read`"),
+            "{m} {p}: {msg}"
+        );
+    }
+    // May not decide, through any door.
+    let healthy = healthy_request("adm", "prod");
+    let flagger =
+        json!({"name": "adm", "namespace": "prod", "phase": "Progressing", "checksum": "c1"});
+    for (p, b) in [
+        ("/v1/decisions", &healthy),
+        ("/v1/sources/preview", &healthy),
+        ("/v1/integrations/argo", &healthy),
+        ("/v1/integrations/flagger/confirm-promotion", &flagger),
+    ] {
+        let msg = assert_error(
+            &as_(&s, Some(PLATFORM), "POST", p, Some(b)),
+            403,
+            "forbidden",
+        );
+        assert!(msg.contains("`decide`"), "{p}: {msg}");
+    }
+
+    // May manage: upload a policy, bind it, freeze, then undo all three.
+    let (st, body) = s.send(
+        Some(PLATFORM),
+        "PUT",
+        "/v1/policies/mine",
+        Some(&wasm),
+        "application/wasm",
+    );
+    assert_eq!(st, 201, "{body}");
+    let binding = json!({"policy": "mine", "selector": {"service": "adm"}, "mode": "shadow"});
+    let (st, body) = as_(
+        &s,
+        Some(PLATFORM),
+        "PUT",
+        "/v1/bindings/adm-shadow",
+        Some(&binding),
+    );
+    assert_eq!(st, 200, "{body}");
+    let freeze = json!({"selector": {"service": "adm"}, "reason": "platform drill", "until": "2099-01-01T00:00:00Z"});
+    let (st, f) = as_(&s, Some(PLATFORM), "POST", "/v1/freezes", Some(&freeze));
+    assert_eq!(st, 201, "{f}");
+    assert_eq!(f["created_by"], "platform", "{f}");
+    // The writes took effect (seen with a read token).
+    let (_, b) = as_(&s, Some(AUDITOR), "GET", "/v1/bindings/adm-shadow", None);
+    assert_eq!(b["binding"]["policy"], "mine", "{b}");
+    let (st, d) = as_(&s, Some(CI), "POST", "/v1/decisions", Some(&healthy));
+    assert_eq!((st, &d["verdict"]), (201, &json!("freeze")), "{d}");
+    assert!(
+        d["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["binding"] == "adm-shadow"),
+        "{d}"
+    );
+
+    let fid = f["id"].as_str().unwrap();
+    for path in [
+        format!("/v1/freezes/{fid}"),
+        "/v1/bindings/adm-shadow".to_string(),
+        "/v1/policies/mine".to_string(),
+    ] {
+        let (st, body) = as_(&s, Some(PLATFORM), "DELETE", &path, None);
+        assert_eq!(st, 200, "DELETE {path}: {body}");
+    }
+    let (_, freezes) = as_(&s, Some(AUDITOR), "GET", "/v1/freezes", None);
+    assert_eq!(freezes["items"], json!([]), "{freezes}");
+    let (_, policies) = as_(&s, Some(AUDITOR), "GET", "/v1/policies", None);
+    assert_eq!(policies["items"].as_array().unwrap().len(), 5, "{policies}");
+    let id = id.to_string();
+    assert_no_clear_token_leaked(s, "platform drill", &id);
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Telemetry end to end: OTLP export to a real receiver, `traceparent`
-//! continuation, `GET /metrics` (checked by `promtool`), an unreachable
-//! collector, and the JSON decision log line.
+//! continuation, `GET /metrics` (checked by `promtool`), an unreachable or
+//! silent collector (never slows a decision; a warning is logged), and the
+//! JSON decision log line.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::{json, Value};
-use verdict_e2e::{failing_request, healthy_request, prometheus_tool, Options, Server};
+use verdict_e2e::{failing_request, healthy_request, prometheus_tool, try_call, Options, Server};
 
 /// The caller's trace: a deploy tool's span that Verdict must continue.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -377,6 +379,10 @@ fn scrape(s: &Server) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    verdict_skip_prometheus,
+    ignore = "VERDICT_SKIP_PROMETHEUS is set: needs Debian's prometheus package"
+)]
 fn metrics_endpoint_serves_prometheus_text_that_promtool_accepts() {
     let s = Server::start();
     s.decide(&healthy_request("web", "prod"));
@@ -410,9 +416,7 @@ fn metrics_endpoint_serves_prometheus_text_that_promtool_accepts() {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
 
-    let Some(promtool) = prometheus_tool("promtool") else {
-        return;
-    };
+    let promtool = prometheus_tool("promtool");
     let mut child = std::process::Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -444,6 +448,7 @@ fn an_unreachable_collector_never_fails_a_decision() {
     };
     let mut s = Server::start_with(Options {
         env: otlp_env(&format!("http://127.0.0.1:{closed}")),
+        capture_stderr: true,
         ..Options::default()
     });
     let mut ids = Vec::new();
@@ -465,14 +470,128 @@ fn an_unreachable_collector_never_fails_a_decision() {
     assert!(
         scrape(&s).contains(r#"verdict_decisions_total{environment="prod",verdict="promote"} 10"#)
     );
+    // The lost telemetry is not silent.
+    wait_for(30, "warning about the failed export", || {
+        export_failure(&s.stderr_lines())
+    });
     // Shutdown flushes with a bounded wait; the harness allows 60 s.
     let status = s.terminate();
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// The first warning that an OTLP export failed and its telemetry is lost
+/// (the exporter's own words), if any.
+fn export_failure(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .find(|l| {
+            l.contains(" WARN ")
+                && l.contains("OTLP export")
+                && l.contains("telemetry data will be lost")
+        })
+        .cloned()
+}
+
+/// A collector that accepts connections, reads what it is sent and never
+/// answers; it counts the connections it holds.
+struct SilentCollector {
+    endpoint: String,
+    connections: Arc<AtomicUsize>,
+}
+
+impl SilentCollector {
+    fn start() -> SilentCollector {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().map_while(Result::ok) {
+                count.fetch_add(1, Ordering::SeqCst);
+                // Read until the exporter gives up and closes; answer nothing.
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+                });
+            }
+        });
+        SilentCollector {
+            endpoint,
+            connections,
+        }
+    }
+}
+
+#[test]
+fn a_collector_that_never_answers_does_not_slow_a_decision() {
+    // Exports wait up to 20 s for an answer that never comes.
+    const EXPORT_TIMEOUT_S: u64 = 20;
+    let collector = SilentCollector::start();
+    let mut env = otlp_env(&collector.endpoint);
+    env.retain(|(k, _)| k != "OTEL_EXPORTER_OTLP_TIMEOUT");
+    env.push((
+        "OTEL_EXPORTER_OTLP_TIMEOUT".into(),
+        (EXPORT_TIMEOUT_S * 1000).to_string(),
+    ));
+    let s = Server::start_with(Options {
+        env,
+        capture_stderr: true,
+        ..Options::default()
+    });
+    // Each decision answers in well under the export timeout: one that
+    // waited on an export would take all of it.
+    let decide_in_time = |i: usize| {
+        let environment = if i.is_multiple_of(2) { "prod" } else { "staging" };
+        let body = healthy_request("web", environment).to_string();
+        let t = Instant::now();
+        let answer = try_call(
+            &s.base,
+            "POST",
+            "/v1/decisions",
+            Some(body.as_bytes()),
+            None,
+            "application/json",
+        );
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(EXPORT_TIMEOUT_S / 2),
+            "decision {i} took {took:?} with an export hanging (export timeout \
+             {EXPORT_TIMEOUT_S} s): {answer:?}"
+        );
+        let (status, record) = answer.unwrap();
+        assert_eq!(
+            (status, &record["verdict"]),
+            (201, &json!("promote")),
+            "{record}"
+        );
+    };
+    // The first decision gives the exporters something to send; once the
+    // collector holds a connection, an export is hanging.
+    let started = Instant::now();
+    decide_in_time(0);
+    wait_for(30, "export reaching the silent collector", || {
+        (collector.connections.load(Ordering::SeqCst) > 0).then_some(())
+    });
+    // More decisions while exports hang.
+    for i in 1..=10 {
+        decide_in_time(i);
+    }
+    // When the export times out, the lost telemetry is logged.
+    let line = wait_for(
+        EXPORT_TIMEOUT_S * 3,
+        "warning about the failed export",
+        || export_failure(&s.stderr_lines()),
+    );
+    assert!(line.contains("deadline exceeded"), "{line}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(EXPORT_TIMEOUT_S) - Duration::from_secs(1),
+        "logged before the export timeout: {line}"
+    );
+}
+
 #[test]
 fn json_logs_carry_one_decision_line_with_ids_and_verdict() {
-    let s = Server::start_with(Options {
+    let mut s = Server::start_with(Options {
         args: vec!["--log-format".into(), "json".into()],
         env: vec![("RUST_LOG".into(), "info".into())],
         capture_stderr: true,
@@ -484,18 +603,31 @@ fn json_logs_carry_one_decision_line_with_ids_and_verdict() {
         &[("traceparent", &traceparent())],
     );
     let id = record["id"].as_str().unwrap();
-    let lines: Vec<Value> = wait_for(10, "decision log line", || {
-        let found: Vec<Value> = s
+    // Count only once the request is long done: first give any work it left
+    // behind (a late duplicate line) time to log, then shut down cleanly,
+    // which finishes in-flight work; its last line comes after any line the
+    // request could still cause.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(s.terminate().success());
+    let logged: Vec<Value> = wait_for(30, "the shutdown log line", || {
+        let lines: Vec<Value> = s
             .stderr_lines()
             .iter()
             .map(|l| {
                 serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
             })
-            .filter(|v| v["message"] == "decision" && v["decision_id"] == id)
             .collect();
-        (!found.is_empty()).then_some(found)
+        lines
+            .iter()
+            .any(|v| v["message"] == "shut down cleanly")
+            .then_some(lines)
     });
+    let lines: Vec<&Value> = logged
+        .iter()
+        .filter(|v| v["message"] == "decision")
+        .collect();
     assert_eq!(lines.len(), 1, "one line per decision: {lines:?}");
+    assert_eq!(lines[0]["decision_id"], id, "{lines:?}");
     let line = &lines[0];
     assert_eq!(line["level"], "INFO");
     assert_eq!(line["trace_id"], TRACE_ID);

@@ -1,4 +1,4 @@
-//! Deploy-tool front doors (design.md §5, integrations rows): the same
+//! Deploy-tool front doors (the README's "Integrations" section): the same
 //! decision as `POST /v1/decisions` (through [`App::decide`], so stored and
 //! chained like any other), answered in the shape each tool understands.
 //!
