@@ -289,28 +289,22 @@ impl Engine {
 
     pub fn remove_policy(&self, name: &str) -> Result<PolicyMeta, EngineError> {
         self.update(|set| {
-            let users: Vec<&str> = set
-                .bindings
-                .iter()
-                .filter(|(_, b)| {
-                    b.binding.policy == name || b.binding.policy.starts_with(&format!("{name}@"))
-                })
-                .map(|(n, _)| n.as_str())
-                .collect();
-            if !users.is_empty() {
-                return Err(EngineError::PolicyInUse {
-                    name: name.to_string(),
-                    bindings: users
-                        .iter()
-                        .map(|u| format!("`{u}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
+            removable(set, name)?;
             set.policies
                 .remove(name)
                 .ok_or_else(|| EngineError::UnknownPolicy(name.to_string()))
         })
+    }
+
+    /// What [`Engine::remove_policy`] would refuse, without removing: the
+    /// service checks, persists the delete, then activates it.
+    pub fn check_remove_policy(&self, name: &str) -> Result<(), EngineError> {
+        let set = self.snapshot();
+        removable(&set, name)?;
+        match set.policies.contains_key(name) {
+            true => Ok(()),
+            false => Err(EngineError::UnknownPolicy(name.to_string())),
+        }
     }
 
     /// Validate a binding without activating it: policy resolves, limits in
@@ -337,6 +331,12 @@ impl Engine {
     /// Validate a binding (see [`Engine::check_binding`]) and make it active.
     pub fn put_binding(&self, name: &str, binding: Binding) -> Result<(), EngineError> {
         self.check_binding(name, &binding)?;
+        self.activate_binding(name, binding)
+    }
+
+    /// Activates a binding [`Engine::check_binding`] already accepted,
+    /// without running the policy's settings check a second time.
+    pub fn activate_binding(&self, name: &str, binding: Binding) -> Result<(), EngineError> {
         self.update(|set| {
             // Re-resolve under the writer lock: the policy may have changed
             // since validation; if it vanished the binding is refused.
@@ -532,4 +532,23 @@ fn check_limits(l: &Limits) -> Result<(), String> {
         return Err("`limits.max_reasons` and `limits.max_reason_bytes` must be positive".into());
     }
     Ok(())
+}
+
+/// A policy can be removed only while no binding uses it (by name or pin).
+fn removable(set: &ActiveSet, name: &str) -> Result<(), EngineError> {
+    let users: Vec<String> = set
+        .bindings
+        .iter()
+        .filter(|(_, b)| {
+            b.binding.policy == name || b.binding.policy.starts_with(&format!("{name}@"))
+        })
+        .map(|(n, _)| format!("`{n}`"))
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::PolicyInUse {
+        name: name.to_string(),
+        bindings: users.join(", "),
+    })
 }

@@ -16,9 +16,9 @@ use crate::domain::{
     Binding, Decision, DecisionRequest, Evaluation, Freeze, PolicyMeta, PolicyResult, Selector,
     Verdict,
 };
-use crate::engine::{ActiveBinding, ArtifactCache, Engine, EngineError, Freezes};
+use crate::engine::{digest_of, ActiveBinding, ArtifactCache, Engine, EngineError, Freezes};
 use crate::source::Sources;
-use crate::store::{Appended, Page, Query, Store, StoreError, VerifyReport};
+use crate::store::{Appended, BuiltinInstall, Page, Query, Store, StoreError, VerifyReport};
 use crate::telemetry;
 use tracing::Instrument;
 
@@ -83,6 +83,10 @@ pub struct App {
     sources: Arc<Sources>,
     ready: AtomicBool,
     freeze_counter: AtomicU64,
+    /// Held across every admin write's check → persist → activate, so no
+    /// other admin write changes the active set between the check and the
+    /// activation (decisions never take it).
+    admin: std::sync::Mutex<()>,
 }
 
 impl App {
@@ -106,6 +110,7 @@ impl App {
             sources: Arc::new(sources),
             ready: AtomicBool::new(false),
             freeze_counter: AtomicU64::new(0),
+            admin: std::sync::Mutex::new(()),
         };
         app.restore(config.builtin_policies)?;
         app.ready.store(true, Ordering::Release);
@@ -113,40 +118,87 @@ impl App {
     }
 
     fn restore(&self, builtins: bool) -> Result<(), ServiceError> {
+        if builtins && !self.store.builtins_installed()? {
+            self.install_builtins()?;
+        }
         let policies = self.store.policies()?;
-        if policies.is_empty() && builtins {
-            let now = Timestamp::now();
-            for b in &builtin::BUILTINS {
-                let meta = self.engine.add_policy(b.name, b.component, now)?;
-                self.store.put_policy(&meta, b.component)?;
-                let binding = builtin::default_binding(b.name);
-                self.engine.put_binding(b.name, binding.clone())?;
-                self.store.put_binding(b.name, &binding)?;
+        for meta in &policies {
+            let bytes = self.store.policy_bytes(&meta.digest)?.ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "store lost the component of policy `{}` ({})",
+                    meta.name, meta.digest
+                ))
+            })?;
+            self.engine
+                .add_policy(&meta.name, &bytes, meta.uploaded_at)?;
+        }
+        for (name, binding) in self.store.bindings()? {
+            // A pinned digest may not be any name's current version.
+            if let Some((_, digest)) = binding.policy.split_once('@') {
+                self.load_version(digest)?;
             }
-            tracing::info!("first start: installed the 5 built-in policies, bound to everything");
-        } else {
-            for meta in &policies {
-                let bytes = self.store.policy_bytes(&meta.digest)?.ok_or_else(|| {
-                    ServiceError::Internal(format!(
-                        "store lost the component of policy `{}` ({})",
-                        meta.name, meta.digest
-                    ))
-                })?;
-                self.engine
-                    .add_policy(&meta.name, &bytes, meta.uploaded_at)?;
-            }
-            for (name, binding) in self.store.bindings()? {
-                // A pinned digest may not be any name's current version.
-                if let Some((_, digest)) = binding.policy.split_once('@') {
-                    self.load_version(digest)?;
-                }
-                if let Err(e) = self.engine.put_binding(&name, binding) {
-                    tracing::error!(binding = %name, "stored binding no longer valid: {e}");
-                }
+            if let Err(e) = self.engine.put_binding(&name, binding) {
+                tracing::error!(binding = %name, "stored binding no longer valid: {e}");
             }
         }
         for f in self.store.freezes()? {
             self.engine.put_freeze(f)?;
+        }
+        let reclaimed = self.store.reclaim_unreferenced()?;
+        if !reclaimed.is_empty() {
+            tracing::info!(
+                versions = reclaimed.len(),
+                "reclaimed component versions no policy, binding or decision references"
+            );
+        }
+        Ok(())
+    }
+
+    /// Installs the built-ins that are missing, bound to everything, in one
+    /// store transaction with the "installed" mark, so a crash during a
+    /// first start leaves all of them or none. A registry that holds
+    /// anything but unchanged built-ins (a data dir from before the mark, an
+    /// operator's own policies) is only marked: what an operator removed
+    /// or changed is never brought back.
+    fn install_builtins(&self) -> Result<(), ServiceError> {
+        let policies = self.store.policies()?;
+        let bindings = self.store.bindings()?;
+        let builtin_digest = |name: &str| {
+            builtin::BUILTINS
+                .iter()
+                .find(|b| b.name == name)
+                .map(|b| digest_of(b.component))
+        };
+        let only_builtins = policies
+            .iter()
+            .all(|m| builtin_digest(&m.name).as_deref() == Some(m.digest.as_str()))
+            && bindings
+                .iter()
+                .all(|(n, b)| builtin_digest(n).is_some() && *b == builtin::default_binding(n));
+        let now = Timestamp::now();
+        let mut items = Vec::new();
+        if only_builtins {
+            for b in &builtin::BUILTINS {
+                if policies.iter().any(|m| m.name == b.name)
+                    && bindings.iter().any(|(n, _)| n == b.name)
+                {
+                    continue;
+                }
+                let compiled = self.engine.compile(b.name, b.component)?;
+                items.push(BuiltinInstall {
+                    meta: compiled.meta(b.name, now),
+                    bytes: b.component,
+                    binding_name: b.name.to_string(),
+                    binding: builtin::default_binding(b.name),
+                });
+            }
+        }
+        self.store.install_builtins(&items)?;
+        if !items.is_empty() {
+            tracing::info!(
+                installed = items.len(),
+                "first start: installed the built-in policies, bound to everything"
+            );
         }
         Ok(())
     }
@@ -172,8 +224,20 @@ impl App {
         &self.store
     }
 
+    /// Ready to decide: started, and the store has not failed.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.store.failure().is_none()
+    }
+
+    /// Why the store failed, if it has (readiness reports it).
+    pub fn store_failure(&self) -> Option<String> {
+        self.store.failure()
+    }
+
+    /// Resolves when the store fails: the server then shuts down so its
+    /// supervisor restarts it on a reopened store.
+    pub async fn store_failed(&self) -> String {
+        self.store.failed().await
     }
 
     /// Decide and store. Returns the stored decision and whether it is new
@@ -324,6 +388,7 @@ impl App {
             engine.compile(&owned, &bytes).map(|c| (Arc::new(c), bytes))
         })
         .await??;
+        let _admin = self.admin_lock();
         self.engine.check_upgrade(name, &compiled)?;
         let now = Timestamp::now();
         // Persist before activating: an acknowledged upload survives a restart.
@@ -331,25 +396,32 @@ impl App {
         Ok(self.engine.register(name, compiled, now)?)
     }
 
+    /// Check, persist the delete, then deactivate: a crash in between
+    /// leaves the policy deleted, never reinstated by a restart.
     pub fn delete_policy(&self, name: &str) -> Result<PolicyMeta, ServiceError> {
-        let meta = self.engine.remove_policy(name)?;
+        let _admin = self.admin_lock();
+        self.engine.check_remove_policy(name)?;
         self.store.delete_policy(name)?;
-        Ok(meta)
+        Ok(self.engine.remove_policy(name)?)
     }
 
     pub fn put_binding(&self, name: &str, binding: Binding) -> Result<(), ServiceError> {
+        let _admin = self.admin_lock();
         if let Some((_, digest)) = binding.policy.split_once('@') {
             self.load_version(digest)?;
         }
         self.engine.check_binding(name, &binding)?;
         self.store.put_binding(name, &binding)?;
-        Ok(self.engine.put_binding(name, binding)?)
+        Ok(self.engine.activate_binding(name, binding)?)
     }
 
     pub fn delete_binding(&self, name: &str) -> Result<Binding, ServiceError> {
-        let b = self.engine.remove_binding(name)?;
+        let _admin = self.admin_lock();
+        if !self.engine.snapshot().bindings().any(|(n, _)| n == name) {
+            return Err(EngineError::UnknownBinding(name.to_string()).into());
+        }
         self.store.delete_binding(name)?;
-        Ok(b)
+        Ok(self.engine.remove_binding(name)?)
     }
 
     pub fn create_freeze(
@@ -384,15 +456,25 @@ impl App {
             created_at: now,
             created_by,
         };
+        let _admin = self.admin_lock();
         self.store.put_freeze(&freeze)?;
         self.engine.put_freeze(freeze.clone())?;
         Ok(freeze)
     }
 
     pub fn delete_freeze(&self, id: &str) -> Result<Freeze, ServiceError> {
-        let f = self.engine.remove_freeze(id)?;
+        let _admin = self.admin_lock();
+        if !self.engine.snapshot().freezes().any(|f| f.id == id) {
+            return Err(EngineError::UnknownFreeze(id.to_string()).into());
+        }
         self.store.delete_freeze(id)?;
-        Ok(f)
+        Ok(self.engine.remove_freeze(id)?)
+    }
+
+    fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Poisoning needs a panic while held; the set it guards is only
+        // ever replaced whole, so carrying on is safe.
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Flush everything to disk (at shutdown).

@@ -19,6 +19,7 @@ mod registry;
 mod tamper;
 mod writer;
 
+pub use registry::BuiltinInstall;
 #[doc(hidden)]
 pub use tamper::RawRecord;
 
@@ -49,6 +50,11 @@ pub enum StoreError {
     BadCursor(String),
     #[error("the store is shut down")]
     Closed,
+    /// A write failed (disk full, I/O error). sled refuses every later
+    /// write once one fails, even after space returns, so the store stays
+    /// failed until the process restarts and reopens it.
+    #[error("the store failed and needs a restart: {0}")]
+    Failed(String),
 }
 
 // Messages only: the error type must not make sled part of the crate's API.
@@ -120,6 +126,39 @@ struct Counters {
 struct Shared {
     head: Mutex<Head>,
     stats: Counters,
+    /// The first write failure, once there is one: readiness reports it and
+    /// the server exits on it so its supervisor restarts it on a reopened
+    /// store (see [`StoreError::Failed`]).
+    failure: tokio::sync::watch::Sender<Option<String>>,
+}
+
+impl Shared {
+    fn new(head: Head) -> Shared {
+        Shared {
+            head: Mutex::new(head),
+            stats: Counters::default(),
+            failure: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    /// Records the first failure (later ones add nothing) and returns the
+    /// error every caller gets from now on.
+    fn fail(&self, cause: &StoreError) -> StoreError {
+        self.failure.send_if_modified(|f| {
+            if f.is_none() {
+                tracing::error!(error = %cause, "the store failed: refusing writes until restarted");
+                *f = Some(cause.to_string());
+                true
+            } else {
+                false
+            }
+        });
+        self.failed().unwrap_or_else(|| cause.clone())
+    }
+
+    fn failed(&self) -> Option<StoreError> {
+        self.failure.borrow().clone().map(StoreError::Failed)
+    }
 }
 
 /// A handle to the open store; clones share it. The last one to drop
@@ -179,10 +218,7 @@ impl Store {
         let audit = db.open_tree("audit")?;
         let registry = registry::Trees::open(&db)?;
         let head = chain::restore_head(&audit)?;
-        let shared = Arc::new(Shared {
-            head: Mutex::new(head.clone()),
-            stats: Counters::default(),
-        });
+        let shared = Arc::new(Shared::new(head.clone()));
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = writer::Writer {
             db: db.clone(),
@@ -279,8 +315,38 @@ impl Store {
     /// Forces everything written so far to disk (at shutdown, or when
     /// opened without per-batch flushes).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
-        Ok(())
+        self.guard(self.inner.db.flush().map(|_| ()))
+    }
+
+    /// Why the store failed, if a write has failed since open.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.shared.failure.borrow().clone()
+    }
+
+    /// Resolves once a write fails (never, for a healthy store).
+    pub async fn failed(&self) -> String {
+        let mut rx = self.inner.shared.failure.subscribe();
+        let failure = rx.wait_for(Option::is_some).await.map(|f| f.clone());
+        match failure {
+            Ok(f) => f.unwrap_or_default(),
+            // The sender lives as long as this store: unreachable, but
+            // never resolve on it.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Passes `result` through; a storage error marks the store failed
+    /// (and a failed store refuses the write before it is tried).
+    fn guard<T>(&self, result: Result<T, sled::Error>) -> Result<T, StoreError> {
+        result.map_err(|e| self.inner.shared.fail(&e.into()))
+    }
+
+    /// The error for a write attempted after the store failed.
+    fn refuse_if_failed(&self) -> Result<(), StoreError> {
+        match self.inner.shared.failed() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 

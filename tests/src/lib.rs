@@ -444,3 +444,23 @@ pub fn failing_request(service: &str, environment: &str) -> Value {
         ]
     })
 }
+
+impl Server {
+    /// Waits for the server to exit on its own (not asked to stop) and
+    /// returns its status; panics if it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let c = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "verdict serve still running {limit:?} after it should have exited"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -333,7 +333,10 @@ fn tampering_with_a_stored_record_is_detected() {
             .expect("open the stopped server's store");
         store
             .tamper_for_tests(2, |record| {
-                record.replace(r#""seq":2,"verdict":"rollback""#, r#""seq":2,"verdict":"promote""#)
+                record.replace(
+                    r#""seq":2,"verdict":"rollback""#,
+                    r#""seq":2,"verdict":"promote""#,
+                )
             })
             .unwrap();
     }
@@ -353,7 +356,10 @@ fn tampering_with_a_stored_record_is_detected() {
         "{report}"
     );
     // The edit is really on disk: the record serves as tampered.
-    assert_eq!(s.get_ok("/v1/decisions/dec-000000000002")["verdict"], "promote");
+    assert_eq!(
+        s.get_ok("/v1/decisions/dec-000000000002")["verdict"],
+        "promote"
+    );
     // The CLI agrees, with a non-zero exit.
     let (code, out) = s.cli(&["audit", "verify"]);
     assert_eq!(code, 1, "{out}");
@@ -379,7 +385,10 @@ fn a_rewritten_record_with_a_recomputed_hash_breaks_the_next_link() {
             .tamper_for_tests(2, |record| {
                 // Turn the rollback into a promote and re-hash the record the
                 // way the chain does: sha256(prev_hash || canonical body).
-                record.replace(r#""seq":2,"verdict":"rollback""#, r#""seq":2,"verdict":"promote""#);
+                record.replace(
+                    r#""seq":2,"verdict":"rollback""#,
+                    r#""seq":2,"verdict":"promote""#,
+                );
                 let mut h = Sha256::new();
                 h.update(prev.as_bytes());
                 h.update(record.body.as_bytes());

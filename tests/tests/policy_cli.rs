@@ -85,7 +85,9 @@ fn policy_test_fails_on_a_wrong_expect_or_a_missing_reason() {
         "{out}"
     );
     assert!(
-        out.contains("FAIL  c-missing-reason.json: no reason contains `latency_p99`; reasons were: "),
+        out.contains(
+            "FAIL  c-missing-reason.json: no reason contains `latency_p99`; reasons were: "
+        ),
         "{out}"
     );
     assert!(
@@ -100,12 +102,18 @@ fn policy_test_fails_on_a_wrong_expect_or_a_missing_reason() {
     std::fs::write(fixtures.join("e-broken.json"), "{ not json").unwrap();
     let (code, out) = verdict(&["policy", "test", component, fx], tmp.path());
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL  e-broken.json: not a valid fixture: "), "{out}");
+    assert!(
+        out.contains("FAIL  e-broken.json: not a valid fixture: "),
+        "{out}"
+    );
 
     // An empty directory is an error, not "0 passed".
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let (code, out) = verdict(&["policy", "test", component, empty.to_str().unwrap()], tmp.path());
+    let (code, out) = verdict(
+        &["policy", "test", component, empty.to_str().unwrap()],
+        tmp.path(),
+    );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("no fixture files (*.json) in"), "{out}");
 }
@@ -170,7 +178,11 @@ fn scaffold_builds_and_passes_its_fixtures_and_a_broken_fixture_fails() {
     // Edit a fixture to expect the wrong verdict: the command must fail.
     let big = tmp.path().join("my-gate/fixtures/big-change-holds.json");
     let text = std::fs::read_to_string(&big).unwrap();
-    std::fs::write(&big, text.replace(r#""expect": "hold""#, r#""expect": "promote""#)).unwrap();
+    std::fs::write(
+        &big,
+        text.replace(r#""expect": "hold""#, r#""expect": "promote""#),
+    )
+    .unwrap();
     let (code, out) = test(tmp.path());
     assert_eq!(code, 1, "{out}");
     assert!(

@@ -96,7 +96,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     // The line tests and scripts wait for; stdout, unbuffered by println.
     println!("verdict listening on http://{addr}");
-    http::serve(listener, Ctx::new(app.clone(), &config), shutdown_signal()).await;
+    // A failed store (disk full, I/O error) refuses every write until it is
+    // reopened: stop taking requests and exit non-zero, so the supervisor
+    // (systemd, Kubernetes) restarts verdict on a reopened store.
+    let watched = app.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            reason = watched.store_failed() => tracing::error!(
+                %reason,
+                "the store failed: shutting down so the supervisor restarts verdict"
+            ),
+        }
+    };
+    http::serve(listener, Ctx::new(app.clone(), &config), shutdown).await;
+    if let Some(reason) = app.store_failure() {
+        anyhow::bail!("the store failed ({reason}); restart verdict to reopen it");
+    }
     app.close()?;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -48,6 +48,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::UnknownDecision(_) => (S::NOT_FOUND, "not_found"),
             ServiceError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             ServiceError::Store(StoreError::BadCursor(_)) => (S::BAD_REQUEST, "bad_cursor"),
+            ServiceError::Store(StoreError::Failed(_)) => (S::SERVICE_UNAVAILABLE, "store_failed"),
             ServiceError::Store(_) => (S::INTERNAL_SERVER_ERROR, "store"),
             ServiceError::Engine(e) => match e {
                 EngineError::InvalidName(_) => (S::BAD_REQUEST, "invalid_name"),

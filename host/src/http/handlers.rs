@@ -245,9 +245,12 @@ pub fn readyz(app: &App) -> Response {
     let set = app.engine().snapshot();
     let policies = set.policies().count();
     let bindings = set.bindings().count();
-    let body =
-        serde_json::json!({"ready": app.is_ready(), "policies": policies, "bindings": bindings});
-    let status = if app.is_ready() {
+    let ready = app.is_ready();
+    let mut body = serde_json::json!({"ready": ready, "policies": policies, "bindings": bindings});
+    if let Some(reason) = app.store_failure() {
+        body["store_failure"] = reason.into();
+    }
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

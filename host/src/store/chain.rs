@@ -349,7 +349,10 @@ mod tests {
         // A smarter attacker recomputes the edited record's own hash.
         store
             .tamper_for_tests(4, |r| {
-                r.replace(r#""seq":4,"verdict":"rollback""#, r#""seq":4,"verdict":"promote""#);
+                r.replace(
+                    r#""seq":4,"verdict":"rollback""#,
+                    r#""seq":4,"verdict":"promote""#,
+                );
                 r.rehash(&written[2].hash);
             })
             .unwrap();
@@ -408,7 +411,10 @@ mod tests {
         let before = store.inner.audit.get(keys::record(3)).unwrap().unwrap();
         store.tamper_for_tests(3, |_| {}).unwrap();
         let after = store.inner.audit.get(keys::record(3)).unwrap().unwrap();
-        assert_eq!(before, after, "an empty edit must write back the same bytes");
+        assert_eq!(
+            before, after,
+            "an empty edit must write back the same bytes"
+        );
         let report = store.verify().unwrap();
         assert_eq!(
             (report.ok, report.checked, report.head),
@@ -441,7 +447,10 @@ mod tests {
         assert_eq!(report.checked, 0);
         let broken = report.broken.unwrap();
         assert_eq!(broken.seq, 1);
-        assert_eq!(broken.problem, "the chain head is missing but records exist");
+        assert_eq!(
+            broken.problem,
+            "the chain head is missing but records exist"
+        );
     }
 
     #[tokio::test]
@@ -453,7 +462,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store
             .tamper_for_tests(5, |r| {
-                r.replace(r#""seq":5,"verdict":"promote""#, r#""seq":5,"verdict":"rollback""#);
+                r.replace(
+                    r#""seq":5,"verdict":"promote""#,
+                    r#""seq":5,"verdict":"rollback""#,
+                );
                 r.rehash(&written[3].hash);
             })
             .unwrap();

@@ -28,6 +28,19 @@ pub(super) const BY_VERDICT: u8 = b'v';
 pub(super) const BY_TIME: u8 = b't';
 pub(super) const BY_IDEMPOTENCY: u8 = b'i';
 pub(super) const HEAD: &[u8] = b"h";
+/// `u<digest>`: some stored decision ran this component version, so its
+/// bytes must be kept for replay (see `Store::reclaim_unreferenced`).
+pub(super) const USED_DIGEST: u8 = b'u';
+/// Present once every record's digests are in the `u` index (stores
+/// written before the index existed are backfilled once).
+pub(super) const USED_INDEXED: &[u8] = b"m:used-digests-indexed";
+
+pub(super) fn used_digest(digest: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + digest.len());
+    k.push(USED_DIGEST);
+    k.extend_from_slice(digest.as_bytes());
+    k
+}
 
 /// Prefix of decision ids; the rest is the zero-padded seq, so an id maps to
 /// its record without a separate index.

@@ -2,15 +2,36 @@
 //! restores exactly the active set. Every write is flushed before it
 //! returns: these are rare admin operations and must not be lost.
 //!
-//! Component bytes are kept by digest forever, even after the policy is
-//! deleted or re-uploaded, because replaying a past decision needs the
-//! exact digests it ran.
+//! Retention of component bytes: a version is kept while a registered
+//! policy, a binding's pin or any stored decision references its digest
+//! (replaying a past decision needs the exact component it ran). Decisions
+//! are kept forever, so a version that ever decided is kept forever; a
+//! version that never decided is deleted by [`Store::reclaim_unreferenced`]
+//! at the next start after it was replaced or deleted. Reclaiming only at
+//! start means no evaluation is in flight that could still record it.
+
+use std::collections::HashSet;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
 
-use super::{Store, StoreError};
+use super::{keys, Store, StoreError};
 use crate::domain::{Binding, Freeze, PolicyMeta};
+
+/// Key in the `registry_meta` tree: the built-ins were installed (all of
+/// them, in one transaction) on this data dir.
+const BUILTINS_INSTALLED: &[u8] = b"builtins-installed";
+
+/// One built-in to install: its metadata, component bytes, and the binding
+/// (name and value) that puts it to work.
+pub struct BuiltinInstall<'a> {
+    pub meta: PolicyMeta,
+    pub bytes: &'a [u8],
+    pub binding_name: String,
+    pub binding: Binding,
+}
 
 pub(super) struct Trees {
     /// digest → component bytes (content-addressed, never deleted).
@@ -21,6 +42,8 @@ pub(super) struct Trees {
     bindings: sled::Tree,
     /// freeze id → `Freeze` JSON.
     freezes: sled::Tree,
+    /// Facts about the registry itself ([`BUILTINS_INSTALLED`]).
+    meta: sled::Tree,
 }
 
 impl Trees {
@@ -30,6 +53,7 @@ impl Trees {
             policies: db.open_tree("policies")?,
             bindings: db.open_tree("bindings")?,
             freezes: db.open_tree("freezes")?,
+            meta: db.open_tree("registry_meta")?,
         })
     }
 }
@@ -38,14 +62,105 @@ impl Store {
     /// Stores a policy's bytes under its digest and its metadata under its
     /// name (replacing the previous version's metadata, not its bytes).
     pub fn put_policy(&self, meta: &PolicyMeta, bytes: &[u8]) -> Result<(), StoreError> {
+        self.refuse_if_failed()?;
         let t = &self.inner.registry;
+        let value = encode("policy", &meta.name, meta)?;
         // Bytes first: a crash in between leaves an unreferenced blob, never
         // metadata whose bytes are missing.
-        if !t.blobs.contains_key(&meta.digest)? {
-            t.blobs.insert(meta.digest.as_bytes(), bytes)?;
+        self.guard((|| {
+            if !t.blobs.contains_key(&meta.digest)? {
+                t.blobs.insert(meta.digest.as_bytes(), bytes)?;
+            }
+            t.policies.insert(meta.name.as_bytes(), value).map(|_| ())
+        })())?;
+        self.flush()
+    }
+
+    /// Whether the built-ins were installed on this data dir.
+    pub fn builtins_installed(&self) -> Result<bool, StoreError> {
+        Ok(self.inner.registry.meta.contains_key(BUILTINS_INSTALLED)?)
+    }
+
+    /// Installs `items` (may be empty) and marks the built-ins installed,
+    /// all in one transaction: a crash part-way through a first start
+    /// leaves either nothing or everything, never a partial gate.
+    pub fn install_builtins(&self, items: &[BuiltinInstall<'_>]) -> Result<(), StoreError> {
+        self.refuse_if_failed()?;
+        let mut encoded = Vec::with_capacity(items.len());
+        for i in items {
+            encoded.push((
+                encode("policy", &i.meta.name, &i.meta)?,
+                encode("binding", &i.binding_name, &i.binding)?,
+            ));
         }
-        t.policies
-            .insert(meta.name.as_bytes(), encode("policy", &meta.name, meta)?)?;
+        let t = &self.inner.registry;
+        let result = (&t.blobs, &t.policies, &t.bindings, &t.meta).transaction(
+            |(blobs, policies, bindings, meta)| {
+                for (i, (policy, binding)) in items.iter().zip(&encoded) {
+                    blobs.insert(i.meta.digest.as_bytes(), i.bytes)?;
+                    policies.insert(i.meta.name.as_bytes(), policy.as_slice())?;
+                    bindings.insert(i.binding_name.as_bytes(), binding.as_slice())?;
+                }
+                meta.insert(BUILTINS_INSTALLED, &[][..])?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            },
+        );
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return self.guard(Err(e)),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        }
+        self.flush()
+    }
+
+    /// Deletes the bytes of every component version nothing references:
+    /// no registered policy, no binding pin, no stored decision. Returns
+    /// the digests removed. Call at start only (see the module doc).
+    pub fn reclaim_unreferenced(&self) -> Result<Vec<String>, StoreError> {
+        self.refuse_if_failed()?;
+        self.index_used_digests()?;
+        let t = &self.inner.registry;
+        let mut keep: HashSet<String> = self.policies()?.into_iter().map(|m| m.digest).collect();
+        for (_, b) in self.bindings()? {
+            if let Some((_, digest)) = b.policy.split_once('@') {
+                keep.insert(digest.to_string());
+            }
+        }
+        let audit = &self.inner.audit;
+        let mut removed = Vec::new();
+        for item in t.blobs.iter() {
+            let (key, _) = self.guard(item)?;
+            let digest = String::from_utf8_lossy(&key).into_owned();
+            if keep.contains(&digest) || audit.contains_key(keys::used_digest(&digest))? {
+                continue;
+            }
+            self.guard(t.blobs.remove(&key))?;
+            removed.push(digest);
+        }
+        if !removed.is_empty() {
+            self.flush()?;
+        }
+        Ok(removed)
+    }
+
+    /// Backfills the used-digest index from every record, once per store
+    /// (stores written before the index existed).
+    fn index_used_digests(&self) -> Result<(), StoreError> {
+        let audit = &self.inner.audit;
+        if audit.contains_key(keys::USED_INDEXED)? {
+            return Ok(());
+        }
+        let (head, _) = self.head();
+        let mut batch = sled::Batch::default();
+        for seq in 1..=head {
+            if let Some(d) = self.get_by_seq(seq)? {
+                for p in &d.policies {
+                    batch.insert(keys::used_digest(&p.digest), &[][..]);
+                }
+            }
+        }
+        batch.insert(keys::USED_INDEXED, &[][..]);
+        self.guard(audit.apply_batch(batch))?;
         self.flush()
     }
 
@@ -66,10 +181,9 @@ impl Store {
     }
 
     pub fn put_binding(&self, name: &str, b: &Binding) -> Result<(), StoreError> {
-        self.inner
-            .registry
-            .bindings
-            .insert(name.as_bytes(), encode("binding", name, b)?)?;
+        self.refuse_if_failed()?;
+        let value = encode("binding", name, b)?;
+        self.guard(self.inner.registry.bindings.insert(name.as_bytes(), value))?;
         self.flush()
     }
 
@@ -83,10 +197,9 @@ impl Store {
     }
 
     pub fn put_freeze(&self, f: &Freeze) -> Result<(), StoreError> {
-        self.inner
-            .registry
-            .freezes
-            .insert(f.id.as_bytes(), encode("freeze", &f.id, f)?)?;
+        self.refuse_if_failed()?;
+        let value = encode("freeze", &f.id, f)?;
+        self.guard(self.inner.registry.freezes.insert(f.id.as_bytes(), value))?;
         self.flush()
     }
 
@@ -124,7 +237,8 @@ fn list<T: DeserializeOwned>(
 }
 
 fn remove(store: &Store, tree: &sled::Tree, key: &str) -> Result<bool, StoreError> {
-    let existed = tree.remove(key.as_bytes())?.is_some();
+    store.refuse_if_failed()?;
+    let existed = store.guard(tree.remove(key.as_bytes()))?.is_some();
     if existed {
         store.flush()?;
     }

@@ -56,7 +56,14 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let outcomes = self.commit(&mut jobs);
+            let outcomes = match self.shared.failed() {
+                // sled refuses every write after one failed: answer at once.
+                Some(e) => fail(
+                    jobs.drain(..).map(|j| (j.reply, Err(e.clone()))).collect(),
+                    e,
+                ),
+                None => self.commit(&mut jobs),
+            };
             for (reply, result) in outcomes {
                 // The caller may have given up (request cancelled); the
                 // record is stored either way, which is what idempotency
@@ -90,7 +97,8 @@ impl Writer {
             }
             if let Err(e) = self.tree.apply_batch(batch) {
                 // Nothing was applied: the head stays where it was.
-                return fail(outcomes, e.into());
+                let err = self.shared.fail(&e.into());
+                return fail(outcomes, err);
             }
             // Applied (visible to readers) even if the flush below fails: the
             // head must follow the tree, or the next batch would fork the chain.
@@ -104,7 +112,9 @@ impl Writer {
             let flushed = self.db.flush();
             crate::telemetry::metrics().store_flush(started.elapsed());
             if let Err(e) = flushed {
-                let err = StoreError::Storage(format!("flushing to disk: {e}"));
+                let err = self
+                    .shared
+                    .fail(&StoreError::Storage(format!("flushing to disk: {e}")));
                 return fail(outcomes, err);
             }
         }
@@ -178,6 +188,9 @@ impl Writer {
             &[][..],
         );
         batch.insert(keys::time(decided_at, seq), &[][..]);
+        for p in &stored.policies {
+            batch.insert(keys::used_digest(&p.digest), &[][..]);
+        }
         if let Some(key) = key {
             batch.insert(keys::idempotency(&key), &seq.to_be_bytes());
             fresh.insert(key, stored.clone());
@@ -203,10 +216,9 @@ fn fail(outcomes: Outcomes, err: StoreError) -> Outcomes {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::{eval, keyed};
-    use super::super::{Counters, Options, Store, StoreStats};
+    use super::super::{Options, Store, StoreStats};
     use super::*;
     use crate::domain::Verdict;
-    use std::sync::Mutex;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_appends_get_consecutive_seqs_and_share_flushes() {
@@ -251,10 +263,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
         let tree = db.open_tree("audit").unwrap();
-        let shared = Arc::new(Shared {
-            head: Mutex::new(Head::genesis()),
-            stats: Counters::default(),
-        });
+        let shared = Arc::new(Shared::new(Head::genesis()));
         let (tx, rx) = mpsc::channel(64);
         let mut replies = Vec::new();
         for i in 0..50 {
@@ -277,7 +286,11 @@ mod tests {
             .into_iter()
             .map(|r| r.blocking_recv().unwrap().unwrap().decision().seq)
             .collect();
-        assert_eq!(seqs, (1..=50).collect::<Vec<u64>>(), "answered in queue order");
+        assert_eq!(
+            seqs,
+            (1..=50).collect::<Vec<u64>>(),
+            "answered in queue order"
+        );
         let stats = &shared.stats;
         assert_eq!(stats.batches.load(Ordering::Relaxed), 1, "one commit");
         assert_eq!(stats.largest_batch.load(Ordering::Relaxed), 50);
@@ -339,10 +352,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
         let tree = db.open_tree("audit").unwrap();
-        let shared = Arc::new(Shared {
-            head: Mutex::new(Head::genesis()),
-            stats: Counters::default(),
-        });
+        let shared = Arc::new(Shared::new(Head::genesis()));
         let (_tx, rx) = mpsc::channel(1);
         let mut writer = Writer {
             db,
