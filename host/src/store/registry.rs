@@ -21,6 +21,9 @@ pub(super) struct Trees {
     bindings: sled::Tree,
     /// freeze id → `Freeze` JSON.
     freezes: sled::Tree,
+    /// `name` NUL `digest` → nothing: every (name, digest) ever uploaded,
+    /// so a pin `name@digest` can be checked against the name's history.
+    versions: sled::Tree,
 }
 
 impl Trees {
@@ -30,6 +33,7 @@ impl Trees {
             policies: db.open_tree("policies")?,
             bindings: db.open_tree("bindings")?,
             freezes: db.open_tree("freezes")?,
+            versions: db.open_tree("policy_versions")?,
         })
     }
 }
@@ -44,6 +48,8 @@ impl Store {
         if !t.blobs.contains_key(&meta.digest)? {
             t.blobs.insert(meta.digest.as_bytes(), bytes)?;
         }
+        t.versions
+            .insert(version_key(&meta.name, &meta.digest), &[])?;
         t.policies
             .insert(meta.name.as_bytes(), encode("policy", &meta.name, meta)?)?;
         self.flush()
@@ -57,6 +63,21 @@ impl Store {
     pub fn policies(&self) -> Result<Vec<PolicyMeta>, StoreError> {
         list(&self.inner.registry.policies, "policy")
             .map(|v| v.into_iter().map(|(_, m)| m).collect())
+    }
+
+    /// Every (name, digest) pair ever uploaded, deleted policies included.
+    pub fn policy_versions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.registry.versions.iter() {
+            let (key, _) = item?;
+            let key = String::from_utf8_lossy(&key);
+            let (name, digest) = key.split_once('\0').ok_or_else(|| StoreError::Corrupt {
+                what: format!("policy version `{key}`"),
+                reason: "no name/digest separator".into(),
+            })?;
+            out.push((name.to_string(), digest.to_string()));
+        }
+        Ok(out)
     }
 
     /// Removes the policy's metadata; its bytes stay for replay. Returns
@@ -99,6 +120,11 @@ impl Store {
     pub fn delete_freeze(&self, id: &str) -> Result<bool, StoreError> {
         remove(self, &self.inner.registry.freezes, id)
     }
+}
+
+/// Names never hold NUL (see `engine::valid_name`), so it separates.
+fn version_key(name: &str, digest: &str) -> Vec<u8> {
+    format!("{name}\0{digest}").into_bytes()
 }
 
 fn encode<T: Serialize>(what: &str, name: &str, value: &T) -> Result<Vec<u8>, StoreError> {
@@ -244,5 +270,16 @@ mod tests {
             ]
         );
         assert_eq!(store.freezes().unwrap(), vec![freeze("frz-2")]);
+        // Every version ever uploaded, under the name it was uploaded as.
+        assert_eq!(
+            store.policy_versions().unwrap(),
+            [
+                ("canary-judge", "sha256:aa"),
+                ("canary-judge", "sha256:bb"),
+                ("change-risk", "sha256:cc"),
+                ("doomed", "sha256:dd"),
+            ]
+            .map(|(n, d)| (n.to_string(), d.to_string()))
+        );
     }
 }
