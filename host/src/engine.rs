@@ -12,7 +12,7 @@ pub mod combine;
 pub mod sandbox;
 mod wit;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::Timestamp;
@@ -42,6 +42,14 @@ pub enum EngineError {
     UnknownBinding(String),
     #[error("unknown freeze `{0}`")]
     UnknownFreeze(String),
+    /// A `name@digest` reference whose digest was never uploaded as `name`:
+    /// running it would run another policy under this one's name.
+    #[error("`{reference}` is not a version of policy `{name}`: {owners}")]
+    PinMismatch {
+        reference: String,
+        name: String,
+        owners: String,
+    },
     #[error("policy `{name}` is used by binding(s) {bindings}: delete or re-point them first")]
     PolicyInUse { name: String, bindings: String },
     #[error("binding `{binding}`: settings rejected by policy `{policy}`: {message}")]
@@ -104,6 +112,9 @@ pub struct ActiveSet {
     policies: BTreeMap<String, PolicyMeta>,
     bindings: BTreeMap<String, ActiveBinding>,
     freezes: BTreeMap<String, Freeze>,
+    /// Digest → every registry name it was uploaded as (current or past
+    /// versions): what a `name@digest` pin may refer to.
+    versions: HashMap<String, BTreeSet<String>>,
 }
 
 impl ActiveSet {
@@ -127,15 +138,30 @@ impl ActiveSet {
         self.by_digest.get(digest)
     }
 
-    /// Resolve `name` or `name@sha256:<hex>` to a loaded component.
+    /// Resolve `name` or `name@sha256:<hex>` to a loaded component. A pinned
+    /// reference must pin a version uploaded under that very name.
     pub fn resolve(&self, reference: &str) -> Result<Arc<CompiledPolicy>, EngineError> {
         let unknown = || EngineError::UnknownPolicy(reference.to_string());
         let digest = match reference.split_once('@') {
             Some((name, digest)) => {
-                let c = self.by_digest.get(digest).ok_or_else(unknown)?;
-                // A pinned reference must name the policy it pins.
-                if !self.policies.contains_key(name) && c.info.name != name {
-                    return Err(unknown());
+                self.by_digest.get(digest).ok_or_else(unknown)?;
+                let owners = self.versions.get(digest);
+                if !owners.is_some_and(|o| o.contains(name)) {
+                    let owners = match owners {
+                        Some(o) if !o.is_empty() => format!(
+                            "that digest was uploaded as {}",
+                            o.iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        _ => "that digest was never uploaded under a policy name".to_string(),
+                    };
+                    return Err(EngineError::PinMismatch {
+                        reference: reference.to_string(),
+                        name: name.to_string(),
+                        owners,
+                    });
                 }
                 digest.to_string()
             }
@@ -263,6 +289,10 @@ impl Engine {
         self.update(|set| {
             set.by_digest
                 .insert(compiled.digest.clone(), compiled.clone());
+            set.versions
+                .entry(compiled.digest.clone())
+                .or_default()
+                .insert(name.to_string());
             set.policies.insert(name.to_string(), meta.clone());
             // Bindings that follow this name pick up the new version now.
             for b in set.bindings.values_mut() {
@@ -285,6 +315,18 @@ impl Engine {
                 .or_insert_with(|| compiled.clone());
             Ok(entry.clone())
         })
+    }
+
+    /// Record that `digest` was once uploaded as `name` (restored from the
+    /// store at start), so pins to superseded versions keep resolving.
+    pub fn note_version(&self, name: &str, digest: &str) {
+        let _ = self.update(|set| {
+            set.versions
+                .entry(digest.to_string())
+                .or_default()
+                .insert(name.to_string());
+            Ok(())
+        });
     }
 
     pub fn remove_policy(&self, name: &str) -> Result<PolicyMeta, EngineError> {

@@ -132,6 +132,9 @@ impl App {
             self.engine
                 .add_policy(&meta.name, &bytes, meta.uploaded_at)?;
         }
+        for (name, digest) in self.store.policy_versions()? {
+            self.engine.note_version(&name, &digest);
+        }
         for (name, binding) in self.store.bindings()? {
             // A pinned digest may not be any name's current version.
             if let Some((_, digest)) = binding.policy.split_once('@') {

@@ -57,6 +57,7 @@ impl From<ServiceError> for ApiError {
                 | EngineError::UnknownBinding(_)
                 | EngineError::UnknownFreeze(_) => (S::NOT_FOUND, "not_found"),
                 EngineError::PolicyInUse { .. } => (S::CONFLICT, "policy_in_use"),
+                EngineError::PinMismatch { .. } => (S::UNPROCESSABLE_ENTITY, "pin_mismatch"),
                 EngineError::InvalidSettings { .. } | EngineError::InvalidBinding(..) => {
                     (S::UNPROCESSABLE_ENTITY, "invalid_binding")
                 }

@@ -44,6 +44,9 @@ pub(super) struct Trees {
     freezes: sled::Tree,
     /// Facts about the registry itself ([`BUILTINS_INSTALLED`]).
     meta: sled::Tree,
+    /// `name` NUL `digest` → nothing: every (name, digest) ever uploaded,
+    /// so a pin `name@digest` can be checked against the name's history.
+    versions: sled::Tree,
 }
 
 impl Trees {
@@ -54,6 +57,7 @@ impl Trees {
             bindings: db.open_tree("bindings")?,
             freezes: db.open_tree("freezes")?,
             meta: db.open_tree("registry_meta")?,
+            versions: db.open_tree("policy_versions")?,
         })
     }
 }
@@ -71,6 +75,8 @@ impl Store {
             if !t.blobs.contains_key(&meta.digest)? {
                 t.blobs.insert(meta.digest.as_bytes(), bytes)?;
             }
+            t.versions
+                .insert(version_key(&meta.name, &meta.digest), &[])?;
             t.policies.insert(meta.name.as_bytes(), value).map(|_| ())
         })())?;
         self.flush()
@@ -94,10 +100,11 @@ impl Store {
             ));
         }
         let t = &self.inner.registry;
-        let result = (&t.blobs, &t.policies, &t.bindings, &t.meta).transaction(
-            |(blobs, policies, bindings, meta)| {
+        let result = (&t.blobs, &t.policies, &t.bindings, &t.meta, &t.versions).transaction(
+            |(blobs, policies, bindings, meta, versions)| {
                 for (i, (policy, binding)) in items.iter().zip(&encoded) {
                     blobs.insert(i.meta.digest.as_bytes(), i.bytes)?;
+                    versions.insert(version_key(&i.meta.name, &i.meta.digest), &[][..])?;
                     policies.insert(i.meta.name.as_bytes(), policy.as_slice())?;
                     bindings.insert(i.binding_name.as_bytes(), binding.as_slice())?;
                 }
@@ -174,6 +181,21 @@ impl Store {
             .map(|v| v.into_iter().map(|(_, m)| m).collect())
     }
 
+    /// Every (name, digest) pair ever uploaded, deleted policies included.
+    pub fn policy_versions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.registry.versions.iter() {
+            let (key, _) = item?;
+            let key = String::from_utf8_lossy(&key);
+            let (name, digest) = key.split_once('\0').ok_or_else(|| StoreError::Corrupt {
+                what: format!("policy version `{key}`"),
+                reason: "no name/digest separator".into(),
+            })?;
+            out.push((name.to_string(), digest.to_string()));
+        }
+        Ok(out)
+    }
+
     /// Removes the policy's metadata; its bytes stay for replay. Returns
     /// whether it existed.
     pub fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
@@ -212,6 +234,11 @@ impl Store {
     pub fn delete_freeze(&self, id: &str) -> Result<bool, StoreError> {
         remove(self, &self.inner.registry.freezes, id)
     }
+}
+
+/// Names never hold NUL (see `engine::valid_name`), so it separates.
+fn version_key(name: &str, digest: &str) -> Vec<u8> {
+    format!("{name}\0{digest}").into_bytes()
 }
 
 fn encode<T: Serialize>(what: &str, name: &str, value: &T) -> Result<Vec<u8>, StoreError> {
@@ -358,5 +385,16 @@ mod tests {
             ]
         );
         assert_eq!(store.freezes().unwrap(), vec![freeze("frz-2")]);
+        // Every version ever uploaded, under the name it was uploaded as.
+        assert_eq!(
+            store.policy_versions().unwrap(),
+            [
+                ("canary-judge", "sha256:aa"),
+                ("canary-judge", "sha256:bb"),
+                ("change-risk", "sha256:cc"),
+                ("doomed", "sha256:dd"),
+            ]
+            .map(|(n, d)| (n.to_string(), d.to_string()))
+        );
     }
 }
