@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::builtin;
 use crate::config::Config;
 use crate::domain::{
-    Binding, Decision, DecisionRequest, Evaluation, Freeze, PolicyMeta, PolicyResult, Selector,
-    Verdict,
+    check_scope_name, shown, Binding, Decision, DecisionRequest, Evaluation, Freeze, InvalidName,
+    PolicyMeta, PolicyResult, Selector, Verdict,
 };
 use crate::engine::{ActiveBinding, ArtifactCache, Engine, EngineError, Freezes};
 use crate::source::Sources;
@@ -35,6 +35,14 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error(
+        "invalid request: metric `{}` carries `pulled`, which only the server writes (on metrics \
+         it pulls from a metric source); send the samples without it",
+        shown(.0)
+    )]
+    PulledOnInput(String),
     #[error("unknown decision `{0}`")]
     UnknownDecision(String),
     #[error("internal error: {0}")]
@@ -136,6 +144,7 @@ impl App {
                     .add_policy(&meta.name, &bytes, meta.uploaded_at)?;
             }
             for (name, binding) in self.store.bindings()? {
+                warn_legacy_selector("binding", &name, &binding.selector);
                 // A pinned digest may not be any name's current version.
                 if let Some((_, digest)) = binding.policy.split_once('@') {
                     self.load_version(digest)?;
@@ -146,6 +155,7 @@ impl App {
             }
         }
         for f in self.store.freezes()? {
+            warn_legacy_selector("freeze", &f.id, &f.selector);
             self.engine.put_freeze(f)?;
         }
         Ok(())
@@ -181,6 +191,8 @@ impl App {
     /// Runs in a `decision` span, then counts and logs the decision
     /// (telemetry.rs); the work itself is `decide_untraced`.
     pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
+        // Before the span: only valid names reach traces, logs and metric labels.
+        validate_request(&req)?;
         let span = telemetry::decision_span(&req);
         let started = std::time::Instant::now();
         let result = self.decide_untraced(req).instrument(span.clone()).await;
@@ -192,7 +204,6 @@ impl App {
         &self,
         req: DecisionRequest,
     ) -> Result<(Decision, bool), ServiceError> {
-        validate_request(&req)?;
         if let Some(key) = &req.idempotency_key {
             if let Some(existing) = self.store.get_by_idempotency_key(key)? {
                 return Ok((existing, false));
@@ -338,6 +349,7 @@ impl App {
     }
 
     pub fn put_binding(&self, name: &str, binding: Binding) -> Result<(), ServiceError> {
+        binding.selector.validate()?;
         if let Some((_, digest)) = binding.policy.split_once('@') {
             self.load_version(digest)?;
         }
@@ -359,6 +371,7 @@ impl App {
         until: Timestamp,
         created_by: Option<String>,
     ) -> Result<Freeze, ServiceError> {
+        selector.validate()?;
         let now = Timestamp::now();
         if reason.trim().is_empty() {
             return Err(ServiceError::InvalidRequest(
@@ -399,6 +412,18 @@ impl App {
     pub fn close(&self) -> Result<(), ServiceError> {
         self.ready.store(false, Ordering::Release);
         Ok(self.store.flush()?)
+    }
+}
+
+/// A selector stored before names had a grammar keeps its exact value
+/// (it meant exactly that name before, and matches exactly that name now);
+/// one outside the grammar matches nothing any more, which the log says.
+fn warn_legacy_selector(what: &str, id: &str, selector: &Selector) {
+    if let Err(e) = selector.validate() {
+        tracing::warn!(
+            "stored {what} `{}` can no longer match any deployment: {e}; re-create it with a valid name",
+            shown(id)
+        );
     }
 }
 
@@ -474,15 +499,12 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ServiceError::Internal(format!("{what} task failed: {e}")))
 }
 
-/// Input checks serde cannot express.
+/// Input checks serde cannot express, for every request that enters
+/// through a door (live decisions, the Argo and Flagger doors, preview).
 pub fn validate_request(req: &DecisionRequest) -> Result<(), ServiceError> {
     let bad = |m: String| Err(ServiceError::InvalidRequest(m));
-    if req.deployment.service.trim().is_empty() {
-        return bad("`deployment.service` must not be empty".into());
-    }
-    if req.deployment.environment.trim().is_empty() {
-        return bad("`deployment.environment` must not be empty".into());
-    }
+    check_scope_name("deployment.service", &req.deployment.service)?;
+    check_scope_name("deployment.environment", &req.deployment.environment)?;
     if req.metrics.len() > MAX_METRICS {
         return bad(format!(
             "{} metrics sent; at most {MAX_METRICS} per request",
@@ -490,10 +512,15 @@ pub fn validate_request(req: &DecisionRequest) -> Result<(), ServiceError> {
         ));
     }
     for m in &req.metrics {
+        // Provenance is the server's to write: a pushed metric claiming to
+        // be pulled would be forged evidence (and skip a required pull).
+        if m.pulled.is_some() {
+            return Err(ServiceError::PulledOnInput(m.name.clone()));
+        }
         if m.baseline.len() > MAX_SAMPLES_PER_SERIES || m.canary.len() > MAX_SAMPLES_PER_SERIES {
             return bad(format!(
                 "metric `{}` has more than {MAX_SAMPLES_PER_SERIES} samples in a series",
-                m.name
+                shown(&m.name)
             ));
         }
     }

@@ -44,7 +44,9 @@ impl From<ServiceError> for ApiError {
         use StatusCode as S;
         let message = e.to_string();
         let (status, code) = match &e {
-            ServiceError::InvalidRequest(_) => (S::UNPROCESSABLE_ENTITY, "invalid_request"),
+            ServiceError::InvalidRequest(_)
+            | ServiceError::InvalidName(_)
+            | ServiceError::PulledOnInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_request"),
             ServiceError::UnknownDecision(_) => (S::NOT_FOUND, "not_found"),
             ServiceError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             ServiceError::Store(StoreError::BadCursor(_)) => (S::BAD_REQUEST, "bad_cursor"),
