@@ -246,8 +246,11 @@ pub struct DecisionRequest {
     pub change: Change,
     #[serde(default)]
     pub metrics: Vec<Metric>,
-    /// Decision time. Absent → the server's clock at arrival; it is then
-    /// filled in so the stored request replays at the same instant.
+    /// Decision time. A live decision is always made (and recorded) at the
+    /// server's clock: a `time` sent with it must lie within the server's
+    /// `max_clock_skew_ms` and is then replaced. A caller's own time is for
+    /// `/v1/sources/preview` and policy fixtures; a stored decision
+    /// replays at its recorded time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<Timestamp>,
     /// A repeated request with the same key returns the stored decision.

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -27,6 +27,13 @@ use tracing::Instrument;
 pub const MAX_METRICS: usize = 256;
 pub const MAX_SAMPLES_PER_SERIES: usize = 100_000;
 
+/// The instants a request's `time` may name: the Unix epoch up to (not
+/// including) the year 9999, so every range computed from it (a pull's
+/// lookback) stays inside what the time library represents.
+pub const EARLIEST_TIME: Timestamp = Timestamp::UNIX_EPOCH;
+/// See [`EARLIEST_TIME`]: 9999-01-01T00:00:00Z.
+pub const LATEST_TIME: Timestamp = Timestamp::constant(253_370_764_800, 0);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -37,6 +44,26 @@ pub enum ServiceError {
     InvalidRequest(String),
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
+    /// A live decision's `time` too far from the server's clock.
+    #[error(
+        "`time` `{time}` is {} ms away from the server clock ({now}): a live decision is made \
+         at the server's clock, and a `time` sent with it may be at most {} ms away \
+         (`max_clock_skew_ms`); `time` is for replay, `/v1/sources/preview` and policy \
+         fixtures, so leave it out",
+        .off.as_millis(),
+        .max.as_millis()
+    )]
+    ClockSkew {
+        time: Timestamp,
+        now: Timestamp,
+        off: SignedDuration,
+        max: SignedDuration,
+    },
+    #[error(
+        "invalid request: `time` `{0}` is out of range: give an instant from \
+         1970-01-01T00:00:00Z up to 9999-01-01T00:00:00Z"
+    )]
+    TimeOutOfRange(Timestamp),
     #[error(
         "invalid request: metric `{}` carries `pulled`, which only the server writes (on metrics \
          it pulls from a metric source); send the samples without it",
@@ -91,6 +118,8 @@ pub struct App {
     sources: Arc<Sources>,
     ready: AtomicBool,
     freeze_counter: AtomicU64,
+    /// How far a live decision's `time` may be from the server's clock.
+    max_clock_skew: SignedDuration,
 }
 
 impl App {
@@ -114,6 +143,9 @@ impl App {
             sources: Arc::new(sources),
             ready: AtomicBool::new(false),
             freeze_counter: AtomicU64::new(0),
+            max_clock_skew: SignedDuration::from_millis(
+                i64::try_from(config.max_clock_skew_ms).unwrap_or(i64::MAX),
+            ),
         };
         app.restore(config.builtin_policies)?;
         app.ready.store(true, Ordering::Release);
@@ -186,8 +218,9 @@ impl App {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Decide and store. Returns the stored decision and whether it is new
-    /// (false: an earlier decision with the same idempotency key).
+    /// Decide and store: a live decision, made at the server's clock.
+    /// Returns the stored decision and whether it is new (false: an earlier
+    /// decision with the same idempotency key).
     /// Runs in a `decision` span, then counts and logs the decision
     /// (telemetry.rs); the work itself is `decide_untraced`.
     pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
@@ -202,20 +235,23 @@ impl App {
 
     async fn decide_untraced(
         &self,
-        req: DecisionRequest,
+        mut req: DecisionRequest,
     ) -> Result<(Decision, bool), ServiceError> {
         if let Some(key) = &req.idempotency_key {
+            // A retry gets its decision back whatever time it is now.
             if let Some(existing) = self.store.get_by_idempotency_key(key)? {
                 return Ok((existing, false));
             }
         }
+        let now = Timestamp::now();
+        self.check_clock(req.time, now)?;
+        // The decision time is the server's: policies, pulled ranges and
+        // the record all use it.
+        req.time = Some(now);
         let engine = self.engine.clone();
         let sources = self.sources.clone();
         let eval = blocking("evaluation", move || {
             let mut req = req;
-            let now = Timestamp::now();
-            // Fixed before pulling: the pulled ranges end at the decision time.
-            req.time.get_or_insert(now);
             sources.pull(&mut req);
             engine.evaluate(req, now)
         })
@@ -226,8 +262,25 @@ impl App {
         }
     }
 
+    /// A live decision's `time`, if sent, must be within the configured
+    /// skew of the server's clock (it is then replaced by the clock).
+    fn check_clock(&self, sent: Option<Timestamp>, now: Timestamp) -> Result<(), ServiceError> {
+        let Some(time) = sent else { return Ok(()) };
+        let off = now.duration_since(time).abs();
+        if off > self.max_clock_skew {
+            return Err(ServiceError::ClockSkew {
+                time,
+                now,
+                off,
+                max: self.max_clock_skew,
+            });
+        }
+        Ok(())
+    }
+
     /// What the metric sources would add to `req` right now, without
     /// deciding or storing anything: for checking queries and templates.
+    /// The caller's `time` is honoured (validated to a representable range).
     pub async fn preview_pull(
         &self,
         req: DecisionRequest,
@@ -505,6 +558,11 @@ pub fn validate_request(req: &DecisionRequest) -> Result<(), ServiceError> {
     let bad = |m: String| Err(ServiceError::InvalidRequest(m));
     check_scope_name("deployment.service", &req.deployment.service)?;
     check_scope_name("deployment.environment", &req.deployment.environment)?;
+    if let Some(t) = req.time {
+        if !(EARLIEST_TIME..LATEST_TIME).contains(&t) {
+            return Err(ServiceError::TimeOutOfRange(t));
+        }
+    }
     if req.metrics.len() > MAX_METRICS {
         return bad(format!(
             "{} metrics sent; at most {MAX_METRICS} per request",

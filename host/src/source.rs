@@ -20,7 +20,7 @@ pub mod prometheus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use crate::domain::{DecisionRequest, Metric, Pulled, Selector};
@@ -641,7 +641,15 @@ impl Sources {
                     },
                     None => q.lookback_s,
                 };
-                let start = end - (lookback_s as i64).seconds();
+                let Some(start) = i64::try_from(lookback_s)
+                    .ok()
+                    .and_then(|s| end.checked_sub(SignedDuration::from_secs(s)).ok())
+                else {
+                    note(&mut m, &format!(
+                        "the range {lookback_s} s before {end} starts before the earliest representable time"
+                    ));
+                    return m;
+                };
                 let (bq, cq) = match (baseline.expand(req), canary.expand(req)) {
                     (Ok(b), Ok(c)) => (b, c),
                     (Err(e), _) | (_, Err(e)) => {
@@ -836,6 +844,22 @@ mod tests {
             e.contains("could alter the query") && e.contains("`._:`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_range_reaching_past_the_calendar_is_a_diagnostic_not_a_panic() {
+        let (s, _) = sources(
+            Table::default(),
+            &[query(
+                "latency",
+                "baseline = 'l{v=\"{{previous_version}}\"}'\ncanary = 'l{v=\"{{version}}\"}'\nstep = \"100000000d\"",
+            )],
+        );
+        let mut req = request();
+        req.args.insert("lookback".into(), "99999999999d".into());
+        s.pull(&mut req);
+        let d = diag_of(&req, "latency");
+        assert!(d.contains("earliest representable time"), "{d}");
     }
 
     #[test]

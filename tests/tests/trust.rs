@@ -1,13 +1,14 @@
 //! A gate that cannot be talked past: what a caller holding only a `decide`
-//! token sends must not forge evidence, dodge a scope or widen a
-//! query.
+//! token sends must not move the decision time, forge evidence,
+//! dodge a scope or widen a query.
 
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use verdict_e2e::{assert_error, healthy_request, Options, Server};
 
 /// A metric source nobody listens on (connections are refused at once) and
 /// queries no policy reads: pulls fail fast, with a diagnostic that still
-/// records the expanded query.
+/// records the range and the expanded query.
 const SOURCES: &str = r#"
 [[metric_sources]]
 name = "nowhere"
@@ -36,6 +37,21 @@ fn with_sources() -> Server {
     })
 }
 
+fn ago(d: SignedDuration) -> Timestamp {
+    Timestamp::now().checked_sub(d).unwrap()
+}
+
+fn days(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(24 * n)
+}
+
+fn ts(v: &Value) -> Timestamp {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+        .parse()
+        .unwrap()
+}
+
 /// The `pulled` object of metric `name` in a list of metrics.
 #[track_caller]
 fn pulled<'a>(metrics: &'a Value, name: &str) -> &'a Value {
@@ -47,6 +63,102 @@ fn pulled<'a>(metrics: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no metric `{name}` in {metrics}"));
     assert!(m["pulled"].is_object(), "`{name}` was not pulled: {m}");
     &m["pulled"]
+}
+
+/// Deny-window calendar open all of today and tomorrow (UTC), so a window
+/// is open now whatever the hour, and closed 60 days ago (a different
+/// weekday).
+fn deny_today() -> Value {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    // 1970-01-01 was a Thursday.
+    let today = (Timestamp::now().as_second().div_euclid(86_400) + 3).rem_euclid(7) as usize;
+    json!({
+        "policy": "freeze-window",
+        "settings": {"windows": [{
+            "name": "release-freeze",
+            "kind": "deny",
+            "weekly": {"days": [DAYS[today], DAYS[(today + 1) % 7]], "start": "00:00", "end": "00:00"}
+        }]}
+    })
+}
+
+// ------------------------------------------------------------ finding 2 ----
+
+#[test]
+fn a_live_decision_is_made_at_the_server_clock() {
+    let s = with_sources();
+    let (st, b) = s.json("PUT", "/v1/bindings/calendar", &deny_today());
+    assert_eq!(st, 200, "{b}");
+
+    // Now: the deny window is open.
+    let d = s.decide(&healthy_request("checkout", "production"));
+    assert_eq!(d["verdict"], "freeze", "{d}");
+
+    // The same request 60 days back would fall outside the window: refused.
+    let mut backdated = healthy_request("checkout", "production");
+    backdated["time"] = json!(ago(days(60)).to_string());
+    let msg = assert_error(
+        &s.json("POST", "/v1/decisions", &backdated),
+        422,
+        "clock_skew",
+    );
+    assert!(
+        msg.contains("server clock") && msg.contains("max_clock_skew_ms") && msg.contains("replay"),
+        "{msg}"
+    );
+    // So is a time in the future, and one far outside the calendar.
+    let mut ahead = healthy_request("checkout", "production");
+    ahead["time"] = json!(Timestamp::now().checked_add(days(3)).unwrap().to_string());
+    assert_error(&s.json("POST", "/v1/decisions", &ahead), 422, "clock_skew");
+
+    // Every door: Argo answers hold (never a decision), the CLI exits 1.
+    let (st, a) = s.json("POST", "/v1/integrations/argo", &backdated);
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(
+        (&a["verdict"], &a["decision_id"]),
+        (&json!("hold"), &Value::Null),
+        "{a}"
+    );
+    assert!(
+        a["reasons"][0].as_str().unwrap().contains("server clock"),
+        "{a}"
+    );
+    let file = s.data_dir.with_extension("backdated.json");
+    std::fs::write(&file, backdated.to_string()).unwrap();
+    let (code, out) = s.cli(&["decide", "--file", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("server clock"), "{out}");
+
+    // A time within the skew is accepted, but the server's clock decides
+    // and is recorded, and the pulled ranges end there too.
+    let sent = ago(SignedDuration::from_secs(45));
+    let mut close = healthy_request("checkout", "production");
+    close["time"] = json!(sent.to_string());
+    let before = Timestamp::now();
+    let d = s.decide(&close);
+    assert_eq!(d["verdict"], "freeze", "{d}");
+    let used = ts(&d["request"]["time"]);
+    assert!(
+        used >= before && used > sent,
+        "recorded {used}, sent {sent}: {d}"
+    );
+    let series = pulled(&d["request"]["metrics"], "unread_series");
+    assert_eq!(ts(&series["end"]), used, "{series}");
+    assert_eq!(
+        ts(&pulled(&d["request"]["metrics"], "unread_value")["end"]),
+        used
+    );
+
+    // A caller's time is for preview (and replay, and fixtures): honoured there.
+    let (st, p) = s.json("POST", "/v1/sources/preview", &backdated);
+    assert_eq!(st, 200, "{p}");
+    let series = pulled(&p["metrics"], "unread_series");
+    assert_eq!(series["end"], backdated["time"], "{series}");
+    // Nothing refused was stored: the two decisions above only.
+    assert_eq!(
+        s.get_ok("/v1/decisions")["items"].as_array().unwrap().len(),
+        2
+    );
 }
 
 // ------------------------------------------------------------ finding 4 ----
@@ -217,4 +329,38 @@ fn client_names_cannot_bloat_the_metric_labels() {
         "a client name became a label"
     );
     assert!(text.len() < 64 * 1024, "/metrics is {} bytes", text.len());
+}
+
+// ----------------------------------------------------------- finding 12 ----
+
+#[test]
+fn times_outside_the_calendar_are_refused_up_front() {
+    let s = with_sources();
+    for time in [
+        "-009999-06-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "9999-06-01T00:00:00Z",
+    ] {
+        let mut req = healthy_request("checkout", "production");
+        req["time"] = json!(time);
+        req["args"] = json!({"canary-hash": "v2", "stable-hash": "v1"});
+        for path in ["/v1/sources/preview", "/v1/decisions"] {
+            let msg = assert_error(&s.json("POST", path, &req), 422, "invalid_request");
+            assert!(
+                msg.contains("`time`") && msg.contains("out of range"),
+                "{path}: {msg}"
+            );
+        }
+    }
+    // The earliest accepted instant previews (its range reaches back before
+    // 1970, which is fine).
+    let mut req = healthy_request("checkout", "production");
+    req["time"] = json!("1970-01-01T00:00:00Z");
+    req["args"] = json!({"canary-hash": "v2", "stable-hash": "v1"});
+    let (st, p) = s.json("POST", "/v1/sources/preview", &req);
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(
+        pulled(&p["metrics"], "unread_series")["start"],
+        "1969-12-31T23:50:00Z"
+    );
 }

@@ -46,7 +46,9 @@ impl From<ServiceError> for ApiError {
         let (status, code) = match &e {
             ServiceError::InvalidRequest(_)
             | ServiceError::InvalidName(_)
+            | ServiceError::TimeOutOfRange(_)
             | ServiceError::PulledOnInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_request"),
+            ServiceError::ClockSkew { .. } => (S::UNPROCESSABLE_ENTITY, "clock_skew"),
             ServiceError::UnknownDecision(_) => (S::NOT_FOUND, "not_found"),
             ServiceError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             ServiceError::Store(StoreError::BadCursor(_)) => (S::BAD_REQUEST, "bad_cursor"),
