@@ -7,6 +7,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Longest service or environment name (a DNS label's limit, so Kubernetes
 /// namespaces and Flagger canary names fit).
@@ -253,13 +254,31 @@ pub struct DecisionRequest {
     /// replays at its recorded time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<Timestamp>,
-    /// A repeated request with the same key returns the stored decision.
+    /// A repeated request with the same key returns the stored decision;
+    /// the same key with a different request is a conflict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// Free-form arguments from the deploy tool (e.g. Argo's `args`: hashes,
     /// namespace …), recorded with the decision. Policies do not see them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, String>,
+}
+
+/// The sha256 of a request's canonical JSON (see [`DecisionRequest::fingerprint`]).
+pub type Fingerprint = [u8; 32];
+
+impl DecisionRequest {
+    /// The sha256 of the request's canonical JSON: the fields in declaration
+    /// order, `args` sorted, numbers as serde_json writes them. Taken of the
+    /// request as the caller sent it (before the server fills in `time` or
+    /// pulls metrics) and stored with its idempotency key, so a key names one
+    /// request and no other.
+    pub fn fingerprint(&self) -> Fingerprint {
+        // Serializing plain data (strings, numbers, maps with string keys)
+        // cannot fail.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&canonical).into()
+    }
 }
 
 /// One line of explanation: which policy said what, about which metric.
@@ -633,6 +652,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(upper.validate().unwrap_err().field, "selector.service");
+    }
+
+    #[test]
+    fn a_fingerprint_is_of_the_request_as_sent() {
+        let parse = |v: &str| serde_json::from_str::<DecisionRequest>(v).unwrap();
+        let a = parse(
+            r#"{"deployment": {"service": "a", "environment": "b"}, "args": {"y": "1", "x": "2"}}"#,
+        );
+        // Key order does not matter; every field does.
+        let same = parse(
+            r#"{"args": {"x": "2", "y": "1"}, "deployment": {"environment": "b", "service": "a"}}"#,
+        );
+        assert_eq!(a.fingerprint(), same.fingerprint());
+        let mut timed = a.clone();
+        timed.time = Some(Timestamp::UNIX_EPOCH);
+        assert_ne!(a.fingerprint(), timed.fingerprint());
+        let mut other = a.clone();
+        other.deployment.version = "v2".into();
+        assert_ne!(a.fingerprint(), other.fingerprint());
     }
 
     #[test]

@@ -219,8 +219,8 @@ impl App {
     }
 
     /// Decide and store: a live decision, made at the server's clock.
-    /// Returns the stored decision and whether it is new (false: an earlier
-    /// decision with the same idempotency key).
+    /// Returns the stored decision and whether it is new (false: the
+    /// earlier decision of the same request under the same idempotency key).
     /// Runs in a `decision` span, then counts and logs the decision
     /// (telemetry.rs); the work itself is `decide_untraced`.
     pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
@@ -237,9 +237,12 @@ impl App {
         &self,
         mut req: DecisionRequest,
     ) -> Result<(Decision, bool), ServiceError> {
-        if let Some(key) = &req.idempotency_key {
-            // A retry gets its decision back whatever time it is now.
-            if let Some(existing) = self.store.get_by_idempotency_key(key)? {
+        // The request as the caller sent it, before the server fills anything in.
+        let fingerprint = req.idempotency_key.as_ref().map(|_| req.fingerprint());
+        if let (Some(key), Some(fp)) = (&req.idempotency_key, &fingerprint) {
+            // A retry of the same request gets its decision back whatever
+            // time it is now; another request under the key is a conflict.
+            if let Some(existing) = self.store.find_idempotent(key, fp)? {
                 return Ok((existing, false));
             }
         }
@@ -256,7 +259,7 @@ impl App {
             engine.evaluate(req, now)
         })
         .await?;
-        match self.store.append(eval).await? {
+        match self.store.append_fingerprinted(eval, fingerprint).await? {
             Appended::New(d) => Ok((d, true)),
             Appended::Existing(d) => Ok((d, false)),
         }

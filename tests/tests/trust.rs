@@ -1,6 +1,6 @@
 //! A gate that cannot be talked past: what a caller holding only a `decide`
-//! token sends must not move the decision time, forge evidence,
-//! dodge a scope or widen a query.
+//! token sends must not move the decision time, reuse another request's
+//! decision, forge evidence, dodge a scope or widen a query.
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
@@ -158,6 +158,69 @@ fn a_live_decision_is_made_at_the_server_clock() {
     assert_eq!(
         s.get_ok("/v1/decisions")["items"].as_array().unwrap().len(),
         2
+    );
+}
+
+// ------------------------------------------------------------ finding 3 ----
+
+#[test]
+fn an_idempotency_key_names_one_request() {
+    let s = Server::start();
+    let mut a = healthy_request("checkout", "production");
+    a["idempotency_key"] = json!("deploy-1");
+    let first = s.decide(&a);
+    // The same request again: its decision, 200.
+    let (st, again) = s.json("POST", "/v1/decisions", &a);
+    assert_eq!((st, &again["id"]), (200, &first["id"]), "{again}");
+
+    // Another deployment's request under the key: 409, never its record.
+    let mut b = healthy_request("payments", "production");
+    b["idempotency_key"] = json!("deploy-1");
+    let answer = s.json("POST", "/v1/decisions", &b);
+    let msg = assert_error(&answer, 409, "idempotency_conflict");
+    assert!(msg.contains("`deploy-1`"), "{msg}");
+    assert!(
+        answer.1.get("id").is_none() && !answer.1.to_string().contains("dec-"),
+        "{}",
+        answer.1
+    );
+    // A change anywhere in the request counts.
+    let mut c = a.clone();
+    c["change"] = json!({"ticket": "OPS-9"});
+    assert_error(
+        &s.json("POST", "/v1/decisions", &c),
+        409,
+        "idempotency_conflict",
+    );
+    // The Argo door: a hold without a decision id, not the stored verdict.
+    let (st, r) = s.json("POST", "/v1/integrations/argo", &b);
+    assert_eq!(st, 200);
+    assert_eq!(
+        (&r["verdict"], &r["decision_id"]),
+        (&json!("hold"), &Value::Null),
+        "{r}"
+    );
+    assert!(
+        r["reasons"][0].as_str().unwrap().contains("deploy-1"),
+        "{r}"
+    );
+
+    // The fingerprint is stored with the key: the same after a restart.
+    let (dir, _keep) = s.into_data_dir();
+    let s = Server::start_with(Options {
+        data_dir: Some(dir),
+        ..Default::default()
+    });
+    assert_error(
+        &s.json("POST", "/v1/decisions", &b),
+        409,
+        "idempotency_conflict",
+    );
+    let (st, again) = s.json("POST", "/v1/decisions", &a);
+    assert_eq!((st, &again["id"]), (200, &first["id"]), "{again}");
+    assert_eq!(
+        s.get_ok("/v1/decisions")["items"].as_array().unwrap().len(),
+        1
     );
 }
 

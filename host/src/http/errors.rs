@@ -52,6 +52,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::UnknownDecision(_) => (S::NOT_FOUND, "not_found"),
             ServiceError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             ServiceError::Store(StoreError::BadCursor(_)) => (S::BAD_REQUEST, "bad_cursor"),
+            ServiceError::Store(StoreError::IdempotencyConflict(_)) => {
+                (S::CONFLICT, "idempotency_conflict")
+            }
             ServiceError::Store(_) => (S::INTERNAL_SERVER_ERROR, "store"),
             ServiceError::Engine(e) => match e {
                 EngineError::InvalidName(_) => (S::BAD_REQUEST, "invalid_name"),
