@@ -27,6 +27,10 @@ use tracing::Instrument;
 pub const MAX_METRICS: usize = 256;
 pub const MAX_SAMPLES_PER_SERIES: usize = 100_000;
 
+/// Most policy references one replay may name (after which it is refused,
+/// not truncated); repeated references run once.
+pub const MAX_REPLAY_POLICIES: usize = 64;
+
 /// The instants a request's `time` may name: the Unix epoch up to (not
 /// including) the year 9999, so every range computed from it (a pull's
 /// lookback) stays inside what the time library represents.
@@ -70,6 +74,14 @@ pub enum ServiceError {
         shown(.0)
     )]
     PulledOnInput(String),
+    #[error(
+        "invalid request: {given} policy references; a replay names at most {max} \
+         (repeated references run once)"
+    )]
+    TooManyReplayPolicies { given: usize, max: usize },
+    /// The caller went away (or its request timed out) before the work ended.
+    #[error("the request was cancelled")]
+    Cancelled,
     #[error("unknown decision `{0}`")]
     UnknownDecision(String),
     #[error("internal error: {0}")]
@@ -330,17 +342,7 @@ impl App {
                 .map(|p| recorded_binding(&set, p))
                 .collect::<Result<_, _>>()?
         } else if let Some(refs) = &how.policies {
-            refs.iter()
-                .map(|r| {
-                    let policy = set.resolve(r)?;
-                    let name = policy.info.name.clone();
-                    Ok(ActiveBinding::new(
-                        &name,
-                        builtin::default_binding(r),
-                        policy,
-                    ))
-                })
-                .collect::<Result<_, EngineError>>()?
+            named_bindings(&set, refs)?
         } else {
             Engine::matching(&set, &original.request)
                 .into_iter()
@@ -352,6 +354,11 @@ impl App {
         let at = original.request.time.unwrap_or(original.decided_at);
         let as_recorded = how.as_recorded;
         let (freeze_ids, recorded_reasons) = (original.freezes.clone(), original.reasons.clone());
+        // Dropping this future (the client went away, or the request timed
+        // out) raises the flag: the replay stops before its next policy
+        // instead of burning CPU for nobody.
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(cancelled.clone());
         let replayed = blocking("replay", move || {
             let refs: Vec<&ActiveBinding> = bindings.iter().collect();
             // As recorded, a manual freeze the decision was made under is
@@ -366,9 +373,10 @@ impl App {
             } else {
                 Freezes::Ignore
             };
-            engine.evaluate_under(&set, &refs, request, at, freezes)
+            engine.evaluate_unless(&set, &refs, request, at, freezes, &cancelled)
         })
-        .await?;
+        .await?
+        .ok_or(ServiceError::Cancelled)?;
         let diff = diff(&original.policies, &replayed.policies);
         Ok(ReplayReport {
             decision_id: original.id.clone(),
@@ -471,6 +479,36 @@ impl App {
     }
 }
 
+/// The bindings a replay against named policies runs: each reference
+/// (`name` or `name@sha256:…`) resolved, with default settings, at most
+/// [`MAX_REPLAY_POLICIES`] of them, and each component once (two references
+/// to one digest would give the same result twice).
+fn named_bindings(
+    set: &crate::engine::ActiveSet,
+    refs: &[String],
+) -> Result<Vec<ActiveBinding>, ServiceError> {
+    if refs.len() > MAX_REPLAY_POLICIES {
+        return Err(ServiceError::TooManyReplayPolicies {
+            given: refs.len(),
+            max: MAX_REPLAY_POLICIES,
+        });
+    }
+    let mut out: Vec<ActiveBinding> = Vec::with_capacity(refs.len());
+    for r in refs {
+        let policy = set.resolve(r)?;
+        if out.iter().any(|b| b.policy.digest == policy.digest) {
+            continue;
+        }
+        let name = policy.info.name.clone();
+        out.push(ActiveBinding::new(
+            &name,
+            builtin::default_binding(r),
+            policy,
+        ));
+    }
+    Ok(out)
+}
+
 /// A selector stored before names had a grammar keeps its exact value
 /// (it meant exactly that name before, and matches exactly that name now);
 /// one outside the grammar matches nothing any more, which the log says.
@@ -480,6 +518,15 @@ fn warn_legacy_selector(what: &str, id: &str, selector: &Selector) {
             "stored {what} `{}` can no longer match any deployment: {e}; re-create it with a valid name",
             shown(id)
         );
+    }
+}
+
+/// Sets its flag when dropped: ties blocking work to the future awaiting it.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -1,6 +1,10 @@
 //! A gate that cannot be talked past: what a caller holding only a `decide`
 //! token sends must not move the decision time, reuse another request's
-//! decision, forge evidence, dodge a scope or widen a query.
+//! decision, forge evidence, dodge a scope, widen a query or keep the
+//! server busy after it gave up.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
@@ -392,6 +396,118 @@ fn client_names_cannot_bloat_the_metric_labels() {
         "a client name became a label"
     );
     assert!(text.len() < 64 * 1024, "/metrics is {} bytes", text.len());
+}
+
+// ------------------------------------------------------------ finding 7 ----
+
+fn misbehave_wasm() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/dist/test/misbehave.wasm"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn replay_names_a_bounded_set_of_policies_once_each() {
+    let s = Server::start();
+    let d = s.decide(&healthy_request("api", "prod"));
+    let path = format!("/v1/decisions/{}/replay", d["id"].as_str().unwrap());
+    let thousand: Vec<&str> = vec!["thresholds"; 1000];
+    let msg = assert_error(
+        &s.json("POST", &path, &json!({"policies": thousand})),
+        422,
+        "invalid_request",
+    );
+    assert!(msg.contains("1000") && msg.contains("64"), "{msg}");
+    let digest = s.get_ok("/v1/policies/thresholds")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pinned = format!("thresholds@{digest}");
+    let (st, r) = s.json(
+        "POST",
+        &path,
+        &json!({"policies": ["thresholds", pinned, "thresholds", "canary-judge"]}),
+    );
+    assert_eq!(st, 200, "{r}");
+    let ran: Vec<&str> = r["replayed"]["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["binding"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["thresholds", "canary-judge"], "{r}");
+}
+
+/// Evaluations of `policy` so far, from `/metrics`.
+fn evaluations(s: &Server, policy: &str) -> u64 {
+    let (_, text) = s.call("GET", "/metrics", None);
+    let label = format!("policy=\"{policy}\"");
+    text.as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.starts_with("verdict_policy_evaluation_duration_seconds_count{") && l.contains(&label)
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_replay_stops_when_its_client_goes_away() {
+    let s = Server::start();
+    let d = s.decide(&healthy_request("slow-replay", "prod"));
+    let id = d["id"].as_str().unwrap().to_string();
+    let (st, body) = s.call_with(
+        "PUT",
+        "/v1/policies/misbehave",
+        Some(&misbehave_wasm()),
+        None,
+        "application/wasm",
+    );
+    assert_eq!(st, 201, "{body}");
+    // Eight shadow policies that each spin to a 1 s deadline: 8 s of work
+    // for a replay of the decision (current bindings).
+    for i in 0..8 {
+        let b = json!({"policy": "misbehave", "selector": {"service": "slow-replay"},
+                       "mode": "shadow", "settings": {"mode": "loop"},
+                       "limits": {"timeout_ms": 1000, "fuel": 1_000_000_000_000_000u64}});
+        let (st, r) = s.json("PUT", &format!("/v1/bindings/spin-{i}"), &b);
+        assert_eq!(st, 200, "{r}");
+    }
+    assert_eq!(evaluations(&s, "misbehave"), 0);
+
+    // Ask for the replay, then hang up.
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    let body = b"{}";
+    write!(
+        conn,
+        "POST /v1/decisions/{id}/replay HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(body).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conn);
+    let gone = Instant::now();
+
+    // The policy running when the client left finishes (its deadline is
+    // 1 s); no other starts.
+    std::thread::sleep(Duration::from_secs(4));
+    let after = evaluations(&s, "misbehave");
+    assert!(
+        after <= 2,
+        "{after} evaluations in the {:?} after the client left",
+        gone.elapsed()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        evaluations(&s, "misbehave"),
+        after,
+        "the replay kept running"
+    );
 }
 
 // ----------------------------------------------------------- finding 12 ----

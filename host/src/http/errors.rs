@@ -47,8 +47,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidRequest(_)
             | ServiceError::InvalidName(_)
             | ServiceError::TimeOutOfRange(_)
-            | ServiceError::PulledOnInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_request"),
+            | ServiceError::PulledOnInput(_)
+            | ServiceError::TooManyReplayPolicies { .. } => {
+                (S::UNPROCESSABLE_ENTITY, "invalid_request")
+            }
             ServiceError::ClockSkew { .. } => (S::UNPROCESSABLE_ENTITY, "clock_skew"),
+            // Nobody is waiting for this answer any more; should one be
+            // sent, it says the work was given up.
+            ServiceError::Cancelled => (S::SERVICE_UNAVAILABLE, "cancelled"),
             ServiceError::UnknownDecision(_) => (S::NOT_FOUND, "not_found"),
             ServiceError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             ServiceError::Store(StoreError::BadCursor(_)) => (S::BAD_REQUEST, "bad_cursor"),
