@@ -68,6 +68,10 @@ pub struct Config {
     pub metric_sources: Vec<SourceConfig>,
     /// What to pull for which deployments (`[[metric_queries]]`).
     pub metric_queries: Vec<QueryConfig>,
+    /// A live decision is made at the server's clock; a `time` sent with it
+    /// may differ from that clock by at most this much (and is then
+    /// replaced), otherwise the request is refused.
+    pub max_clock_skew_ms: u64,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             flush: true,
             metric_sources: Vec::new(),
             metric_queries: Vec::new(),
+            max_clock_skew_ms: 60_000,
         }
     }
 }
@@ -222,6 +227,9 @@ mod tests {
         let c = Config::load(Some(&p)).unwrap();
         assert_eq!(c.listen.port(), 9999);
         assert!(!c.builtin_policies);
+        assert_eq!(c.max_clock_skew_ms, 60_000);
+        std::fs::write(&p, "max_clock_skew_ms = 5000\n").unwrap();
+        assert_eq!(Config::load(Some(&p)).unwrap().max_clock_skew_ms, 5000);
         std::fs::write(&p, "lisen = 1").unwrap();
         let err = Config::load(Some(&p)).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");

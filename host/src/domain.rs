@@ -7,6 +7,84 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Longest service or environment name (a DNS label's limit, so Kubernetes
+/// namespaces and Flagger canary names fit).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// The one grammar of service and environment names, wherever they enter
+/// (decision requests and the names the Argo and Flagger doors derive,
+/// freeze and binding selectors, metric query selectors): 1 to 63
+/// characters from `a-z`, `0-9`, `-`, `_` and `.`, starting and ending with a
+/// letter or digit. There is exactly one spelling of a name, so a selector
+/// on `production` cannot be dodged by `Production`, `production ` or a
+/// zero-width space, and selectors compare names byte for byte.
+pub fn valid_scope_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && b.first().is_some_and(edge)
+        && b.last().is_some_and(edge)
+        && b.iter().all(|c| edge(c) || b"-_.".contains(c))
+}
+
+/// A service or environment name outside [`valid_scope_name`]'s grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid `{field}` `{}`: a name is 1 to 63 characters from a-z, 0-9, `-`, `_` and `.`, \
+     starting and ending with a letter or digit",
+    shown(.value)
+)]
+pub struct InvalidName {
+    /// Where the name was given, e.g. `deployment.environment`.
+    pub field: String,
+    pub value: String,
+}
+
+/// Check `value` against the name grammar; `field` names it in the error.
+pub fn check_scope_name(field: &str, value: &str) -> Result<(), InvalidName> {
+    if valid_scope_name(value) {
+        Ok(())
+    } else {
+        Err(InvalidName {
+            field: field.to_string(),
+            value: value.to_string(),
+        })
+    }
+}
+
+/// Client input as it may be shown in a message: invisible and control
+/// characters escaped (a zero-width space shows as `\u{200b}`), and cut
+/// after 64 characters.
+pub fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = value
+        .chars()
+        .take(MAX)
+        .flat_map(|c| {
+            let visible = c.is_ascii_graphic() || c == ' ' || (!c.is_ascii() && !invisible(c));
+            let escaped: Vec<char> = if visible {
+                vec![c]
+            } else {
+                c.escape_unicode().collect()
+            };
+            escaped
+        })
+        .collect();
+    if value.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Control, format (zero-width, bidi) and separator characters beyond ASCII.
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || c.is_whitespace()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+}
 
 /// What the deploy tool should do next with this rollout step.
 ///
@@ -169,17 +247,38 @@ pub struct DecisionRequest {
     pub change: Change,
     #[serde(default)]
     pub metrics: Vec<Metric>,
-    /// Decision time. Absent → the server's clock at arrival; it is then
-    /// filled in so the stored request replays at the same instant.
+    /// Decision time. A live decision is always made (and recorded) at the
+    /// server's clock: a `time` sent with it must lie within the server's
+    /// `max_clock_skew_ms` and is then replaced. A caller's own time is for
+    /// `/v1/sources/preview` and policy fixtures; a stored decision
+    /// replays at its recorded time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<Timestamp>,
-    /// A repeated request with the same key returns the stored decision.
+    /// A repeated request with the same key returns the stored decision;
+    /// the same key with a different request is a conflict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// Free-form arguments from the deploy tool (e.g. Argo's `args`: hashes,
     /// namespace …), recorded with the decision. Policies do not see them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, String>,
+}
+
+/// The sha256 of a request's canonical JSON (see [`DecisionRequest::fingerprint`]).
+pub type Fingerprint = [u8; 32];
+
+impl DecisionRequest {
+    /// The sha256 of the request's canonical JSON: the fields in declaration
+    /// order, `args` sorted, numbers as serde_json writes them. Taken of the
+    /// request as the caller sent it (before the server fills in `time` or
+    /// pulls metrics) and stored with its idempotency key, so a key names one
+    /// request and no other.
+    pub fn fingerprint(&self) -> Fingerprint {
+        // Serializing plain data (strings, numbers, maps with string keys)
+        // cannot fail.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&canonical).into()
+    }
 }
 
 /// One line of explanation: which policy said what, about which metric.
@@ -366,6 +465,19 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// Both names, when given, follow the name grammar ([`valid_scope_name`]).
+    pub fn validate(&self) -> Result<(), InvalidName> {
+        if let Some(s) = &self.service {
+            check_scope_name("selector.service", s)?;
+        }
+        if let Some(e) = &self.environment {
+            check_scope_name("selector.environment", e)?;
+        }
+        Ok(())
+    }
+
+    /// Exact, byte-for-byte comparison: names follow one grammar, so there
+    /// is nothing to normalize.
     pub fn matches(&self, d: &Deployment) -> bool {
         self.service.as_deref().is_none_or(|s| s == d.service)
             && self
@@ -501,6 +613,64 @@ mod tests {
             ..Default::default()
         };
         assert!(!only_staging.matches(&d));
+    }
+
+    #[test]
+    fn names_have_one_spelling() {
+        for ok in ["production", "prod-eu.1", "a", "svc_2", &"x".repeat(63)] {
+            assert!(valid_scope_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Production",
+            "production ",
+            " production",
+            "production\u{200b}",
+            "prod\nuction",
+            "-prod",
+            "prod.",
+            "prod/eu",
+            "prödúction",
+            &"x".repeat(64),
+        ] {
+            assert!(!valid_scope_name(bad), "{bad:?}");
+        }
+        let e = check_scope_name("deployment.environment", "production\u{200b}\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `deployment.environment` `production\\u{200b}\\u{a}`: a name is 1 to 63 \
+             characters from a-z, 0-9, `-`, `_` and `.`, starting and ending with a letter or digit"
+        );
+        assert_eq!(shown(&"y".repeat(100)), format!("{}…", "y".repeat(64)));
+        let frozen = Selector {
+            environment: Some("production".into()),
+            ..Default::default()
+        };
+        assert!(frozen.validate().is_ok());
+        let upper = Selector {
+            service: Some("Checkout".into()),
+            ..Default::default()
+        };
+        assert_eq!(upper.validate().unwrap_err().field, "selector.service");
+    }
+
+    #[test]
+    fn a_fingerprint_is_of_the_request_as_sent() {
+        let parse = |v: &str| serde_json::from_str::<DecisionRequest>(v).unwrap();
+        let a = parse(
+            r#"{"deployment": {"service": "a", "environment": "b"}, "args": {"y": "1", "x": "2"}}"#,
+        );
+        // Key order does not matter; every field does.
+        let same = parse(
+            r#"{"args": {"x": "2", "y": "1"}, "deployment": {"environment": "b", "service": "a"}}"#,
+        );
+        assert_eq!(a.fingerprint(), same.fingerprint());
+        let mut timed = a.clone();
+        timed.time = Some(Timestamp::UNIX_EPOCH);
+        assert_ne!(a.fingerprint(), timed.fingerprint());
+        let mut other = a.clone();
+        other.deployment.version = "v2".into();
+        assert_ne!(a.fingerprint(), other.fingerprint());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod sandbox;
 mod wit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::Timestamp;
@@ -444,10 +445,26 @@ impl Engine {
         &self,
         set: &ActiveSet,
         bindings: &[&ActiveBinding],
-        mut req: DecisionRequest,
+        req: DecisionRequest,
         now: Timestamp,
         freezes: Freezes<'_>,
     ) -> Evaluation {
+        let never = AtomicBool::new(false);
+        self.evaluate_unless(set, bindings, req, now, freezes, &never)
+            .expect("an evaluation that cannot be cancelled completes")
+    }
+
+    /// [`Engine::evaluate_under`], checking `cancelled` before each policy:
+    /// `None` once it is set (the caller is gone; nothing is combined).
+    pub fn evaluate_unless(
+        &self,
+        set: &ActiveSet,
+        bindings: &[&ActiveBinding],
+        mut req: DecisionRequest,
+        now: Timestamp,
+        freezes: Freezes<'_>,
+        cancelled: &AtomicBool,
+    ) -> Option<Evaluation> {
         let at = *req.time.get_or_insert(now);
         // Manual freezes are operator actions in real time: the server's
         // clock decides whether one is active, not the request's `time`.
@@ -463,6 +480,9 @@ impl Engine {
         let policies: Vec<PolicyResult> = bindings
             .iter()
             .map(|b| {
+                if cancelled.load(Ordering::Relaxed) {
+                    return None;
+                }
                 input.settings.clone_from(&b.settings_json);
                 let info = &b.policy.info;
                 let span = telemetry::policy_span(
@@ -474,9 +494,9 @@ impl Engine {
                 );
                 let result = span.in_scope(|| self.run_binding(b, &input));
                 telemetry::policy_evaluated(&span, &result);
-                result
+                Some(result)
             })
-            .collect();
+            .collect::<Option<_>>()?;
         let (mut verdict, mut reasons, freeze_ids) = match freezes {
             Freezes::Recorded { ids, reasons } if !ids.is_empty() => {
                 let (verdict, reasons) = combine::recorded_freeze(ids, reasons);
@@ -492,13 +512,13 @@ impl Engine {
             }
         };
         combine::missing_evidence(&req.metrics, &mut verdict, &mut reasons);
-        Evaluation {
+        Some(Evaluation {
             verdict,
             reasons,
             policies,
             request: req,
             freezes: freeze_ids,
-        }
+        })
     }
 
     fn run_binding(&self, b: &ActiveBinding, input: &wit::t::Input) -> PolicyResult {

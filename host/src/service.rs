@@ -6,15 +6,15 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::builtin;
 use crate::config::Config;
 use crate::domain::{
-    Binding, Decision, DecisionRequest, Evaluation, Freeze, PolicyMeta, PolicyResult, Selector,
-    Verdict,
+    check_scope_name, shown, Binding, Decision, DecisionRequest, Evaluation, Freeze, InvalidName,
+    PolicyMeta, PolicyResult, Selector, Verdict,
 };
 use crate::engine::{digest_of, ActiveBinding, ArtifactCache, Engine, EngineError, Freezes};
 use crate::source::Sources;
@@ -27,6 +27,17 @@ use tracing::Instrument;
 pub const MAX_METRICS: usize = 256;
 pub const MAX_SAMPLES_PER_SERIES: usize = 100_000;
 
+/// Most policy references one replay may name (after which it is refused,
+/// not truncated); repeated references run once.
+pub const MAX_REPLAY_POLICIES: usize = 64;
+
+/// The instants a request's `time` may name: the Unix epoch up to (not
+/// including) the year 9999, so every range computed from it (a pull's
+/// lookback) stays inside what the time library represents.
+pub const EARLIEST_TIME: Timestamp = Timestamp::UNIX_EPOCH;
+/// See [`EARLIEST_TIME`]: 9999-01-01T00:00:00Z.
+pub const LATEST_TIME: Timestamp = Timestamp::constant(253_370_764_800, 0);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -35,6 +46,42 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    /// A live decision's `time` too far from the server's clock.
+    #[error(
+        "`time` `{time}` is {} ms away from the server clock ({now}): a live decision is made \
+         at the server's clock, and a `time` sent with it may be at most {} ms away \
+         (`max_clock_skew_ms`); `time` is for replay, `/v1/sources/preview` and policy \
+         fixtures, so leave it out",
+        .off.as_millis(),
+        .max.as_millis()
+    )]
+    ClockSkew {
+        time: Timestamp,
+        now: Timestamp,
+        off: SignedDuration,
+        max: SignedDuration,
+    },
+    #[error(
+        "invalid request: `time` `{0}` is out of range: give an instant from \
+         1970-01-01T00:00:00Z up to 9999-01-01T00:00:00Z"
+    )]
+    TimeOutOfRange(Timestamp),
+    #[error(
+        "invalid request: metric `{}` carries `pulled`, which only the server writes (on metrics \
+         it pulls from a metric source); send the samples without it",
+        shown(.0)
+    )]
+    PulledOnInput(String),
+    #[error(
+        "invalid request: {given} policy references; a replay names at most {max} \
+         (repeated references run once)"
+    )]
+    TooManyReplayPolicies { given: usize, max: usize },
+    /// The caller went away (or its request timed out) before the work ended.
+    #[error("the request was cancelled")]
+    Cancelled,
     #[error("unknown decision `{0}`")]
     UnknownDecision(String),
     #[error("internal error: {0}")]
@@ -87,6 +134,8 @@ pub struct App {
     /// other admin write changes the active set between the check and the
     /// activation (decisions never take it).
     admin: std::sync::Mutex<()>,
+    /// How far a live decision's `time` may be from the server's clock.
+    max_clock_skew: SignedDuration,
 }
 
 impl App {
@@ -111,6 +160,9 @@ impl App {
             ready: AtomicBool::new(false),
             freeze_counter: AtomicU64::new(0),
             admin: std::sync::Mutex::new(()),
+            max_clock_skew: SignedDuration::from_millis(
+                i64::try_from(config.max_clock_skew_ms).unwrap_or(i64::MAX),
+            ),
         };
         app.restore(config.builtin_policies)?;
         app.ready.store(true, Ordering::Release);
@@ -136,6 +188,7 @@ impl App {
             self.engine.note_version(&name, &digest);
         }
         for (name, binding) in self.store.bindings()? {
+            warn_legacy_selector("binding", &name, &binding.selector);
             // A pinned digest may not be any name's current version.
             if let Some((_, digest)) = binding.policy.split_once('@') {
                 self.load_version(digest)?;
@@ -145,6 +198,7 @@ impl App {
             }
         }
         for f in self.store.freezes()? {
+            warn_legacy_selector("freeze", &f.id, &f.selector);
             self.engine.put_freeze(f)?;
         }
         let reclaimed = self.store.reclaim_unreferenced()?;
@@ -243,11 +297,14 @@ impl App {
         self.store.failed().await
     }
 
-    /// Decide and store. Returns the stored decision and whether it is new
-    /// (false: an earlier decision with the same idempotency key).
+    /// Decide and store: a live decision, made at the server's clock.
+    /// Returns the stored decision and whether it is new (false: the
+    /// earlier decision of the same request under the same idempotency key).
     /// Runs in a `decision` span, then counts and logs the decision
     /// (telemetry.rs); the work itself is `decide_untraced`.
     pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
+        // Before the span: only valid names reach traces, logs and metric labels.
+        validate_request(&req)?;
         let span = telemetry::decision_span(&req);
         let started = std::time::Instant::now();
         let result = self.decide_untraced(req).instrument(span.clone()).await;
@@ -257,33 +314,55 @@ impl App {
 
     async fn decide_untraced(
         &self,
-        req: DecisionRequest,
+        mut req: DecisionRequest,
     ) -> Result<(Decision, bool), ServiceError> {
-        validate_request(&req)?;
-        if let Some(key) = &req.idempotency_key {
-            if let Some(existing) = self.store.get_by_idempotency_key(key)? {
+        // The request as the caller sent it, before the server fills anything in.
+        let fingerprint = req.idempotency_key.as_ref().map(|_| req.fingerprint());
+        if let (Some(key), Some(fp)) = (&req.idempotency_key, &fingerprint) {
+            // A retry of the same request gets its decision back whatever
+            // time it is now; another request under the key is a conflict.
+            if let Some(existing) = self.store.find_idempotent(key, fp)? {
                 return Ok((existing, false));
             }
         }
+        let now = Timestamp::now();
+        self.check_clock(req.time, now)?;
+        // The decision time is the server's: policies, pulled ranges and
+        // the record all use it.
+        req.time = Some(now);
         let engine = self.engine.clone();
         let sources = self.sources.clone();
         let eval = blocking("evaluation", move || {
             let mut req = req;
-            let now = Timestamp::now();
-            // Fixed before pulling: the pulled ranges end at the decision time.
-            req.time.get_or_insert(now);
             sources.pull(&mut req);
             engine.evaluate(req, now)
         })
         .await?;
-        match self.store.append(eval).await? {
+        match self.store.append_fingerprinted(eval, fingerprint).await? {
             Appended::New(d) => Ok((d, true)),
             Appended::Existing(d) => Ok((d, false)),
         }
     }
 
+    /// A live decision's `time`, if sent, must be within the configured
+    /// skew of the server's clock (it is then replaced by the clock).
+    fn check_clock(&self, sent: Option<Timestamp>, now: Timestamp) -> Result<(), ServiceError> {
+        let Some(time) = sent else { return Ok(()) };
+        let off = now.duration_since(time).abs();
+        if off > self.max_clock_skew {
+            return Err(ServiceError::ClockSkew {
+                time,
+                now,
+                off,
+                max: self.max_clock_skew,
+            });
+        }
+        Ok(())
+    }
+
     /// What the metric sources would add to `req` right now, without
     /// deciding or storing anything: for checking queries and templates.
+    /// The caller's `time` is honoured (validated to a representable range).
     pub async fn preview_pull(
         &self,
         req: DecisionRequest,
@@ -330,17 +409,7 @@ impl App {
                 .map(|p| recorded_binding(&set, p))
                 .collect::<Result<_, _>>()?
         } else if let Some(refs) = &how.policies {
-            refs.iter()
-                .map(|r| {
-                    let policy = set.resolve(r)?;
-                    let name = policy.info.name.clone();
-                    Ok(ActiveBinding::new(
-                        &name,
-                        builtin::default_binding(r),
-                        policy,
-                    ))
-                })
-                .collect::<Result<_, EngineError>>()?
+            named_bindings(&set, refs)?
         } else {
             Engine::matching(&set, &original.request)
                 .into_iter()
@@ -352,6 +421,11 @@ impl App {
         let at = original.request.time.unwrap_or(original.decided_at);
         let as_recorded = how.as_recorded;
         let (freeze_ids, recorded_reasons) = (original.freezes.clone(), original.reasons.clone());
+        // Dropping this future (the client went away, or the request timed
+        // out) raises the flag: the replay stops before its next policy
+        // instead of burning CPU for nobody.
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(cancelled.clone());
         let replayed = blocking("replay", move || {
             let refs: Vec<&ActiveBinding> = bindings.iter().collect();
             // As recorded, a manual freeze the decision was made under is
@@ -366,9 +440,10 @@ impl App {
             } else {
                 Freezes::Ignore
             };
-            engine.evaluate_under(&set, &refs, request, at, freezes)
+            engine.evaluate_unless(&set, &refs, request, at, freezes, &cancelled)
         })
-        .await?;
+        .await?
+        .ok_or(ServiceError::Cancelled)?;
         let diff = diff(&original.policies, &replayed.policies);
         Ok(ReplayReport {
             decision_id: original.id.clone(),
@@ -410,6 +485,7 @@ impl App {
 
     pub fn put_binding(&self, name: &str, binding: Binding) -> Result<(), ServiceError> {
         let _admin = self.admin_lock();
+        binding.selector.validate()?;
         if let Some((_, digest)) = binding.policy.split_once('@') {
             self.load_version(digest)?;
         }
@@ -434,6 +510,7 @@ impl App {
         until: Timestamp,
         created_by: Option<String>,
     ) -> Result<Freeze, ServiceError> {
+        selector.validate()?;
         let now = Timestamp::now();
         if reason.trim().is_empty() {
             return Err(ServiceError::InvalidRequest(
@@ -484,6 +561,57 @@ impl App {
     pub fn close(&self) -> Result<(), ServiceError> {
         self.ready.store(false, Ordering::Release);
         Ok(self.store.flush()?)
+    }
+}
+
+/// The bindings a replay against named policies runs: each reference
+/// (`name` or `name@sha256:…`) resolved, with default settings, at most
+/// [`MAX_REPLAY_POLICIES`] of them, and each component once (two references
+/// to one digest would give the same result twice).
+fn named_bindings(
+    set: &crate::engine::ActiveSet,
+    refs: &[String],
+) -> Result<Vec<ActiveBinding>, ServiceError> {
+    if refs.len() > MAX_REPLAY_POLICIES {
+        return Err(ServiceError::TooManyReplayPolicies {
+            given: refs.len(),
+            max: MAX_REPLAY_POLICIES,
+        });
+    }
+    let mut out: Vec<ActiveBinding> = Vec::with_capacity(refs.len());
+    for r in refs {
+        let policy = set.resolve(r)?;
+        if out.iter().any(|b| b.policy.digest == policy.digest) {
+            continue;
+        }
+        let name = policy.info.name.clone();
+        out.push(ActiveBinding::new(
+            &name,
+            builtin::default_binding(r),
+            policy,
+        ));
+    }
+    Ok(out)
+}
+
+/// A selector stored before names had a grammar keeps its exact value
+/// (it meant exactly that name before, and matches exactly that name now);
+/// one outside the grammar matches nothing any more, which the log says.
+fn warn_legacy_selector(what: &str, id: &str, selector: &Selector) {
+    if let Err(e) = selector.validate() {
+        tracing::warn!(
+            "stored {what} `{}` can no longer match any deployment: {e}; re-create it with a valid name",
+            shown(id)
+        );
+    }
+}
+
+/// Sets its flag when dropped: ties blocking work to the future awaiting it.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -559,14 +687,16 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ServiceError::Internal(format!("{what} task failed: {e}")))
 }
 
-/// Input checks serde cannot express.
+/// Input checks serde cannot express, for every request that enters
+/// through a door (live decisions, the Argo and Flagger doors, preview).
 pub fn validate_request(req: &DecisionRequest) -> Result<(), ServiceError> {
     let bad = |m: String| Err(ServiceError::InvalidRequest(m));
-    if req.deployment.service.trim().is_empty() {
-        return bad("`deployment.service` must not be empty".into());
-    }
-    if req.deployment.environment.trim().is_empty() {
-        return bad("`deployment.environment` must not be empty".into());
+    check_scope_name("deployment.service", &req.deployment.service)?;
+    check_scope_name("deployment.environment", &req.deployment.environment)?;
+    if let Some(t) = req.time {
+        if !(EARLIEST_TIME..LATEST_TIME).contains(&t) {
+            return Err(ServiceError::TimeOutOfRange(t));
+        }
     }
     if req.metrics.len() > MAX_METRICS {
         return bad(format!(
@@ -575,10 +705,15 @@ pub fn validate_request(req: &DecisionRequest) -> Result<(), ServiceError> {
         ));
     }
     for m in &req.metrics {
+        // Provenance is the server's to write: a pushed metric claiming to
+        // be pulled would be forged evidence (and skip a required pull).
+        if m.pulled.is_some() {
+            return Err(ServiceError::PulledOnInput(m.name.clone()));
+        }
         if m.baseline.len() > MAX_SAMPLES_PER_SERIES || m.canary.len() > MAX_SAMPLES_PER_SERIES {
             return bad(format!(
                 "metric `{}` has more than {MAX_SAMPLES_PER_SERIES} samples in a series",
-                m.name
+                shown(&m.name)
             ));
         }
     }

@@ -20,7 +20,7 @@ pub mod prometheus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use crate::domain::{DecisionRequest, Metric, Pulled, Selector};
@@ -163,15 +163,87 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Text(String),
-    Var(String),
+    Var { name: String, context: Context },
+}
+
+/// Where in the PromQL a placeholder stands, which decides how its value
+/// is written so that it can only ever be a literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Context {
+    /// Outside any string literal (e.g. a range `[{{lookback}}]`).
+    Bare,
+    /// In a string compared exactly (`label="{{service}}"`).
+    Exact,
+    /// In the string of a regex matcher (`=~` or `!~`): PromQL anchors the
+    /// regex, and its metacharacters are escaped, so `.+` matches only `.+`.
+    /// `raw`: a backtick string, which takes no escapes of its own.
+    Regex { raw: bool },
+}
+
+/// Follows string literals through a template's text, so each placeholder
+/// knows its [`Context`]. PromQL strings are `"…"` and `'…'` (with
+/// backslash escapes) and `` `…` `` (raw).
+#[derive(Debug, Default)]
+struct Lexer {
+    /// The open string's quote, and whether it belongs to a regex matcher.
+    string: Option<(char, bool)>,
+    /// After a backslash inside an escaping string.
+    escaped: bool,
+    /// The last two non-blank characters outside strings (for `=~`, `!~`).
+    tail: [char; 2],
+}
+
+impl Lexer {
+    fn feed(&mut self, text: &str) {
+        for c in text.chars() {
+            match self.string {
+                Some((quote, _)) => {
+                    if self.escaped {
+                        self.escaped = false;
+                    } else if c == '\\' && quote != '`' {
+                        self.escaped = true;
+                    } else if c == quote {
+                        self.string = None;
+                        self.push(c);
+                    }
+                }
+                None if matches!(c, '"' | '\'' | '`') => {
+                    let regex = matches!(self.tail, ['=' | '!', '~']);
+                    self.string = Some((c, regex));
+                }
+                None if !c.is_whitespace() => self.push(c),
+                None => {}
+            }
+        }
+    }
+
+    fn push(&mut self, c: char) {
+        self.tail = [self.tail[1], c];
+    }
+
+    /// The context of a placeholder here; the value stands for an opaque
+    /// word in what follows.
+    fn placeholder(&mut self) -> Context {
+        self.escaped = false;
+        match self.string {
+            Some((quote, true)) => Context::Regex { raw: quote == '`' },
+            Some((_, false)) => Context::Exact,
+            None => {
+                self.push('x');
+                Context::Bare
+            }
+        }
+    }
 }
 
 impl Template {
     pub fn parse(text: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
+        let mut lexer = Lexer::default();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
             if open > 0 {
+                lexer.feed(&rest[..open]);
                 parts.push(Part::Text(rest[..open].to_string()));
             }
             let after = &rest[open + 2..];
@@ -189,7 +261,10 @@ impl Template {
                     &after[..close]
                 ));
             }
-            parts.push(Part::Var(name.to_string()));
+            parts.push(Part::Var {
+                name: name.to_string(),
+                context: lexer.placeholder(),
+            });
             rest = &after[close + 2..];
         }
         if !rest.is_empty() {
@@ -200,7 +275,8 @@ impl Template {
 
     /// Fill in every placeholder from `req`. A placeholder the request does
     /// not provide, or a value that could change the query's meaning, is an
-    /// error naming it.
+    /// error naming it. In a regex matcher's string the value's regex
+    /// metacharacters are escaped.
     pub fn expand(&self, req: &DecisionRequest) -> Result<String, String> {
         let mut out = String::new();
         // Every missing placeholder is named at once: fixing them one error
@@ -209,20 +285,30 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Var(name) => {
+                Part::Var { name, context } => {
                     let Some(value) = lookup(req, name) else {
                         if !missing.contains(&name.as_str()) {
                             missing.push(name);
                         }
                         continue;
                     };
-                    if !safe_value(&value) {
+                    let (fits, allowed) = match context {
+                        Context::Bare => (bare_value(&value), "letters, digits and `._:`"),
+                        Context::Exact | Context::Regex { .. } => {
+                            (safe_value(&value), "letters, digits and `._:/@+=-`")
+                        }
+                    };
+                    if !fits {
                         return Err(format!(
-                            "{{{{{name}}}}} = `{value}` contains characters that could alter the \
-                             query (allowed: letters, digits and `._:/@+=-`, at most 256)"
+                            "{{{{{name}}}}} = `{}` contains characters that could alter the \
+                             query (allowed here: {allowed}, at most 256)",
+                            crate::domain::shown(&value)
                         ));
                     }
-                    out.push_str(&value);
+                    match context {
+                        Context::Regex { raw } => escape_regex(&value, *raw, &mut out),
+                        Context::Bare | Context::Exact => out.push_str(&value),
+                    }
                 }
             }
         }
@@ -234,6 +320,18 @@ impl Template {
             "the query uses {}, which this request does not carry",
             names.join(" and ")
         ))
+    }
+}
+
+/// Write `value` so a regex (RE2, as Prometheus uses) matches it literally:
+/// each metacharacter behind a backslash, itself doubled in a quoted PromQL
+/// string (whose escapes are Go's) and single in a raw one.
+fn escape_regex(value: &str, raw: bool, out: &mut String) {
+    for c in value.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push_str(if raw { "\\" } else { "\\\\" });
+        }
+        out.push(c);
     }
 }
 
@@ -266,6 +364,14 @@ fn safe_value(v: &str) -> bool {
     v.len() <= 256
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._:/@+=-".contains(&b))
+}
+
+/// Outside a string literal a value is a bare word (a duration, a number,
+/// a name): no operators, no quotes.
+fn bare_value(v: &str) -> bool {
+    v.len() <= 256
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:".contains(&b))
 }
 
 /// `90s`, `10m`, `1h`, `2d` (or plain seconds) → seconds.
@@ -384,6 +490,7 @@ impl Sources {
         if q.metric.trim().is_empty() {
             return Err("a `[[metric_queries]]` entry has an empty `metric`".into());
         }
+        q.selector.validate().map_err(|e| at(e.to_string()))?;
         let source = self
             .names
             .iter()
@@ -534,7 +641,15 @@ impl Sources {
                     },
                     None => q.lookback_s,
                 };
-                let start = end - (lookback_s as i64).seconds();
+                let Some(start) = i64::try_from(lookback_s)
+                    .ok()
+                    .and_then(|s| end.checked_sub(SignedDuration::from_secs(s)).ok())
+                else {
+                    note(&mut m, &format!(
+                        "the range {lookback_s} s before {end} starts before the earliest representable time"
+                    ));
+                    return m;
+                };
                 let (bq, cq) = match (baseline.expand(req), canary.expand(req)) {
                     (Ok(b), Ok(c)) => (b, c),
                     (Err(e), _) | (_, Err(e)) => {
@@ -691,6 +806,81 @@ mod tests {
             .contains("unclosed"));
         assert!(Template::parse("{{a b}}").is_err());
         assert!(Template::parse("{{}}").is_err());
+    }
+
+    #[test]
+    fn values_in_regex_matchers_are_literal() {
+        let mut req = request();
+        req.args.insert("any".into(), ".+".into());
+        req.deployment.version = "v1.2+b3".into();
+        let expand = |t: &str| Template::parse(t).unwrap().expand(&req);
+        // `=~` and `!~`, each kind of string; `\\.` in a quoted PromQL
+        // string is the regex `\.`, in a raw string it is written once.
+        assert_eq!(
+            expand(r#"x{h=~"{{any}}",v!~'{{version}}',w=~`{{version}}`}"#).unwrap(),
+            r#"x{h=~"\\.\\+",v!~'v1\\.2\\+b3',w=~`v1\.2\+b3`}"#
+        );
+        // Spaces around the operator, and a prefix in the same regex.
+        assert_eq!(
+            expand(r#"x{h =~ "pre-{{any}}-.*"}"#).unwrap(),
+            r#"x{h =~ "pre-\\.\\+-.*"}"#
+        );
+        // An escaped quote does not end a regex string; a string after it
+        // is not a regex; exact matchers take the value as it is.
+        assert_eq!(
+            expand(r#"x{a=~"\"{{any}}",b="{{version}}",c="{{any}}"}"#).unwrap(),
+            r#"x{a=~"\"\\.\\+",b="v1.2+b3",c=".+"}"#
+        );
+        // Outside a string a value is a bare word: no operators.
+        assert_eq!(
+            expand("rate(x[{{lookback}}])").unwrap_err(),
+            "the query uses {{lookback}}, which this request does not carry"
+        );
+        req.args.insert("window".into(), "5m".into());
+        let expand = |t: &str| Template::parse(t).unwrap().expand(&req);
+        assert_eq!(expand("rate(x[{{window}}])").unwrap(), "rate(x[5m])");
+        let e = expand("x > {{any}}").unwrap_err();
+        assert!(
+            e.contains("could alter the query") && e.contains("`._:`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_range_reaching_past_the_calendar_is_a_diagnostic_not_a_panic() {
+        let (s, _) = sources(
+            Table::default(),
+            &[query(
+                "latency",
+                "baseline = 'l{v=\"{{previous_version}}\"}'\ncanary = 'l{v=\"{{version}}\"}'\nstep = \"100000000d\"",
+            )],
+        );
+        let mut req = request();
+        req.args.insert("lookback".into(), "99999999999d".into());
+        s.pull(&mut req);
+        let d = diag_of(&req, "latency");
+        assert!(d.contains("earliest representable time"), "{d}");
+    }
+
+    #[test]
+    fn query_selectors_follow_the_name_grammar() {
+        let src = SourceConfig {
+            name: "t".into(),
+            kind: SourceKind::Prometheus,
+            url: "http://p:9090".into(),
+            timeout_ms: 1000,
+            headers: Default::default(),
+            bearer_token_file: None,
+        };
+        let q = query(
+            "m",
+            "value = 'x'\nselector = { environment = \"Production\" }",
+        );
+        let e = Sources::new(&[src], &[q]).unwrap_err();
+        assert!(
+            e.contains("metric query `m`") && e.contains("`selector.environment` `Production`"),
+            "{e}"
+        );
     }
 
     #[test]

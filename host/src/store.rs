@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use chain::{BrokenLink, VerifyReport, GENESIS};
 pub use query::{Page, Query, DEFAULT_LIMIT, MAX_LIMIT};
 
-use crate::domain::{Decision, Evaluation};
+use crate::domain::{Decision, Evaluation, Fingerprint};
 use chain::Head;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -55,6 +55,12 @@ pub enum StoreError {
     /// failed until the process restarts and reopens it.
     #[error("the store failed and needs a restart: {0}")]
     Failed(String),
+    #[error(
+        "idempotency key `{}` was already used for a different request: a key names one \
+         request; send that request unchanged to get its decision, or use a new key",
+        crate::domain::shown(.0)
+    )]
+    IdempotencyConflict(String),
 }
 
 // Messages only: the error type must not make sled part of the crate's API.
@@ -250,11 +256,30 @@ impl Store {
     /// already stored is not appended: the stored one comes back as
     /// [`Appended::Existing`].
     pub async fn append(&self, eval: Evaluation) -> Result<Appended, StoreError> {
+        self.append_fingerprinted(eval, None).await
+    }
+
+    /// [`Store::append`], with the fingerprint of the request as its caller
+    /// sent it ([`crate::domain::DecisionRequest::fingerprint`]) stored with
+    /// its idempotency key. A key already stored comes back as
+    /// [`Appended::Existing`] only for the same request (see
+    /// [`Store::find_idempotent`]); otherwise the append fails with
+    /// [`StoreError::IdempotencyConflict`]. Without a fingerprint the key is
+    /// not checked.
+    pub async fn append_fingerprinted(
+        &self,
+        eval: Evaluation,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<Appended, StoreError> {
         let tx = self.inner.tx.as_ref().ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        tx.send(writer::Job { eval, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        tx.send(writer::Job {
+            eval,
+            fingerprint,
+            reply,
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -274,6 +299,27 @@ impl Store {
             Some(seq) => load(&self.inner.audit, keys::trailing_seq(&seq).unwrap_or(0)),
             None => Ok(None),
         }
+    }
+
+    /// The decision stored under idempotency key `key`, if its request has
+    /// `fingerprint`; a different request under the key is
+    /// [`StoreError::IdempotencyConflict`].
+    pub fn find_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<Decision>, StoreError> {
+        let Some(value) = self.inner.audit.get(keys::idempotency(key))? else {
+            return Ok(None);
+        };
+        let decision = stored_for_key(&self.inner.audit, key, &value)?;
+        same_request(
+            key,
+            keys::idempotency_fingerprint(&value),
+            &decision,
+            fingerprint,
+        )?;
+        Ok(Some(decision))
     }
 
     /// Audit query, newest first.
@@ -382,6 +428,45 @@ impl Drop for LockRelease {
                 _ => return,
             }
         }
+    }
+}
+
+/// The decision an idempotency key's stored `value` names.
+fn stored_for_key(tree: &sled::Tree, key: &str, value: &[u8]) -> Result<Decision, StoreError> {
+    let seq = keys::trailing_seq(value).unwrap_or(0);
+    load(tree, seq)?.ok_or_else(|| StoreError::Corrupt {
+        what: format!("idempotency key `{key}`"),
+        reason: format!("it names record {seq}, which does not exist"),
+    })
+}
+
+/// Whether a request with `fingerprint` is the one `key` was first used
+/// with. `stored` is the fingerprint kept with the key; a key written before
+/// fingerprints were kept has none, and its decision's stored request is
+/// compared instead, with what the server added removed: pulled metrics and
+/// a `time` the server filled in (so it is tried both with and without its
+/// `time`). A conflict is an error naming the key.
+fn same_request(
+    key: &str,
+    stored: Option<Fingerprint>,
+    decision: &Decision,
+    fingerprint: &Fingerprint,
+) -> Result<(), StoreError> {
+    let same = match stored {
+        Some(stored) => stored == *fingerprint,
+        None => {
+            let mut sent = decision.request.clone();
+            sent.metrics.retain(|m| m.pulled.is_none());
+            sent.fingerprint() == *fingerprint || {
+                sent.time = None;
+                sent.fingerprint() == *fingerprint
+            }
+        }
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(StoreError::IdempotencyConflict(key.to_string()))
     }
 }
 

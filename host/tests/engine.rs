@@ -297,3 +297,32 @@ fn an_upload_that_refuses_existing_binding_settings_is_rejected() {
         first.digest
     );
 }
+
+#[test]
+fn a_cancelled_evaluation_stops_before_the_next_policy() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use verdict::engine::{ActiveBinding, ActiveSet, Freezes};
+    let engine = shared();
+    let policy = Arc::new(engine.compile("misbehave", MISBEHAVE).unwrap());
+    let bindings: Vec<ActiveBinding> = (0..3)
+        .map(|i| {
+            ActiveBinding::new(
+                &format!("b{i}"),
+                misbehave("ok", "misbehave"),
+                policy.clone(),
+            )
+        })
+        .collect();
+    let refs: Vec<&ActiveBinding> = bindings.iter().collect();
+    let req = request(serde_json::json!({"deployment": {"service": "s", "environment": "e"}}));
+    let set = ActiveSet::default();
+    let flag = AtomicBool::new(false);
+    let done = engine
+        .evaluate_unless(&set, &refs, req.clone(), now(), Freezes::Ignore, &flag)
+        .expect("not cancelled");
+    assert_eq!(done.policies.len(), 3);
+    flag.store(true, Ordering::Relaxed);
+    assert!(engine
+        .evaluate_unless(&set, &refs, req, now(), Freezes::Ignore, &flag)
+        .is_none());
+}

@@ -274,13 +274,16 @@ fn idempotency_key_returns_the_stored_decision() {
     assert_eq!(status, 200, "a repeat is not a new decision: {again}");
     assert_eq!(again, first);
 
-    // Same key, different body: still the stored decision, not a new one.
+    // Same key, different body: a conflict naming the key, neither the
+    // stored decision nor a new one (tests/tests/trust.rs has the rest).
     let mut other = failing_request("api", "prod");
     other["idempotency_key"] = json!("rollout-42/step-3");
-    let (status, again) = s.json("POST", "/v1/decisions", &other);
-    assert_eq!(status, 200, "{again}");
-    assert_eq!(again["id"], first["id"]);
-    assert_eq!(again["verdict"], "promote");
+    let msg = assert_error(
+        &s.json("POST", "/v1/decisions", &other),
+        409,
+        "idempotency_conflict",
+    );
+    assert!(msg.contains("`rollout-42/step-3`"), "{msg}");
 
     assert_eq!(seqs(&s.get_ok("/v1/decisions")), [1]);
 

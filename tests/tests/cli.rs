@@ -156,7 +156,7 @@ fn decide_errors_exit_1_with_a_message() {
     let (code, out, err) = s.cli_env(&["decide", "--file", empty.to_str().unwrap()], &[]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("422") && err.contains("must not be empty"),
+        err.contains("422") && err.contains("`deployment.service`") && err.contains("1 to 63"),
         "{err}"
     );
     assert_eq!(s.get_ok("/v1/decisions")["items"], json!([]));

@@ -44,11 +44,24 @@ impl From<ServiceError> for ApiError {
         use StatusCode as S;
         let message = e.to_string();
         let (status, code) = match &e {
-            ServiceError::InvalidRequest(_) => (S::UNPROCESSABLE_ENTITY, "invalid_request"),
+            ServiceError::InvalidRequest(_)
+            | ServiceError::InvalidName(_)
+            | ServiceError::TimeOutOfRange(_)
+            | ServiceError::PulledOnInput(_)
+            | ServiceError::TooManyReplayPolicies { .. } => {
+                (S::UNPROCESSABLE_ENTITY, "invalid_request")
+            }
+            ServiceError::ClockSkew { .. } => (S::UNPROCESSABLE_ENTITY, "clock_skew"),
+            // Nobody is waiting for this answer any more; should one be
+            // sent, it says the work was given up.
+            ServiceError::Cancelled => (S::SERVICE_UNAVAILABLE, "cancelled"),
             ServiceError::UnknownDecision(_) => (S::NOT_FOUND, "not_found"),
             ServiceError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
             ServiceError::Store(StoreError::BadCursor(_)) => (S::BAD_REQUEST, "bad_cursor"),
             ServiceError::Store(StoreError::Failed(_)) => (S::SERVICE_UNAVAILABLE, "store_failed"),
+            ServiceError::Store(StoreError::IdempotencyConflict(_)) => {
+                (S::CONFLICT, "idempotency_conflict")
+            }
             ServiceError::Store(_) => (S::INTERNAL_SERVER_ERROR, "store"),
             ServiceError::Engine(e) => match e {
                 EngineError::InvalidName(_) => (S::BAD_REQUEST, "invalid_name"),

@@ -11,7 +11,7 @@
 //! | `e` environment `\0` seq_be | empty (environment index) |
 //! | `v` verdict `\0` seq_be | empty (verdict index) |
 //! | `t` time_be seq_be | empty (decided_at index, for time ranges) |
-//! | `i` idempotency key | seq_be |
+//! | `i` idempotency key | request fingerprint (32 bytes) then seq_be; seq_be alone in records stored before fingerprints |
 //! | `h` | chain head, JSON |
 //!
 //! Sequence numbers are big-endian so byte order is numeric order and a
@@ -20,6 +20,7 @@
 use jiff::Timestamp;
 
 use super::StoreError;
+use crate::domain::Fingerprint;
 
 pub(super) const RECORD: u8 = b'd';
 pub(super) const BY_SERVICE: u8 = b's';
@@ -91,6 +92,24 @@ pub(super) fn idempotency(key: &str) -> Vec<u8> {
     k
 }
 
+/// The value of an idempotency key: the fingerprint of the request it
+/// was first used with, then the seq (last, so [`trailing_seq`] reads
+/// either layout).
+pub(super) fn idempotency_value(seq: u64, fingerprint: Option<&Fingerprint>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    if let Some(fp) = fingerprint {
+        v.extend_from_slice(fp);
+    }
+    v.extend_from_slice(&seq.to_be_bytes());
+    v
+}
+
+/// The fingerprint an idempotency value holds; `None` for the 8-byte
+/// values written before fingerprints were stored.
+pub(super) fn idempotency_fingerprint(value: &[u8]) -> Option<Fingerprint> {
+    (value.len() == 40).then(|| value[..32].try_into().ok())?
+}
+
 pub(super) fn decision_id(seq: u64) -> String {
     format!("{ID_PREFIX}{seq:012}")
 }
@@ -139,5 +158,17 @@ mod tests {
         assert_eq!(seq_of_id("dec-12"), None);
         assert_eq!(decode_cursor(&encode_cursor(300)).unwrap(), 300);
         assert!(matches!(decode_cursor("zz"), Err(StoreError::BadCursor(c)) if c == "zz"));
+        let fp = [7u8; 32];
+        let v = idempotency_value(9, Some(&fp));
+        assert_eq!(
+            (trailing_seq(&v), idempotency_fingerprint(&v)),
+            (Some(9), Some(fp))
+        );
+        let legacy = idempotency_value(9, None);
+        assert_eq!(legacy, 9u64.to_be_bytes());
+        assert_eq!(
+            (trailing_seq(&legacy), idempotency_fingerprint(&legacy)),
+            (Some(9), None)
+        );
     }
 }

@@ -13,8 +13,8 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, Head};
-use super::{keys, Appended, Shared, StoreError};
-use crate::domain::{Decision, Evaluation};
+use super::{keys, same_request, stored_for_key, Appended, Shared, StoreError};
+use crate::domain::{Decision, Evaluation, Fingerprint};
 
 /// Most records one batch takes, so one caller's latency stays bounded when
 /// the queue is long.
@@ -22,6 +22,8 @@ const MAX_BATCH: usize = 512;
 
 pub(super) struct Job {
     pub eval: Evaluation,
+    /// Of the request as sent, stored with its idempotency key (if any).
+    pub fingerprint: Option<Fingerprint>,
     pub reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
@@ -36,6 +38,10 @@ pub(super) struct Writer {
     /// The writer's own copy of the head; `shared.head` mirrors it for readers.
     pub head: Head,
 }
+
+/// Idempotency keys first used in the current batch (not in the tree
+/// yet): the fingerprint stored with each, and its decision.
+type Fresh = HashMap<String, (Option<Fingerprint>, Decision)>;
 
 /// The answers of one batch, held back until the batch is durable.
 type Outcomes = Vec<(
@@ -77,11 +83,11 @@ impl Writer {
         let mut head = self.head.clone();
         let mut batch = sled::Batch::default();
         // Idempotency keys first seen in this batch: not in the tree yet.
-        let mut fresh: HashMap<String, Decision> = HashMap::new();
+        let mut fresh: Fresh = HashMap::new();
         let mut outcomes: Outcomes = Vec::with_capacity(jobs.len());
         let mut written = 0u64;
         for job in jobs.drain(..) {
-            let result = self.place(job.eval, &mut head, &mut batch, &mut fresh);
+            let result = self.place(job.eval, job.fingerprint, &mut head, &mut batch, &mut fresh);
             written += u64::from(matches!(result, Ok(Appended::New(_))));
             outcomes.push((job.reply, result));
         }
@@ -132,25 +138,40 @@ impl Writer {
     fn place(
         &self,
         eval: Evaluation,
+        fingerprint: Option<Fingerprint>,
         head: &mut Head,
         batch: &mut sled::Batch,
-        fresh: &mut HashMap<String, Decision>,
+        fresh: &mut Fresh,
     ) -> Result<Appended, StoreError> {
         let key = eval.request.idempotency_key.clone();
         if let Some(key) = key.as_deref() {
-            if let Some(d) = fresh.get(key) {
-                return Ok(Appended::Existing(d.clone()));
+            let (stored, d) = if let Some((stored, d)) = fresh.get(key) {
+                (*stored, d.clone())
+            } else if let Some(value) = self.tree.get(keys::idempotency(key))? {
+                let d = stored_for_key(&self.tree, key, &value)?;
+                (keys::idempotency_fingerprint(&value), d)
+            } else {
+                return self.append_new(eval, key, fingerprint, head, batch, fresh);
+            };
+            if let Some(fp) = &fingerprint {
+                same_request(key, stored, &d, fp)?;
             }
-            if let Some(seq) = self.tree.get(keys::idempotency(key))? {
-                let seq = keys::trailing_seq(&seq).unwrap_or(0);
-                return super::load(&self.tree, seq)?
-                    .map(Appended::Existing)
-                    .ok_or_else(|| StoreError::Corrupt {
-                        what: format!("idempotency key `{key}`"),
-                        reason: format!("it names record {seq}, which does not exist"),
-                    });
-            }
+            return Ok(Appended::Existing(d));
         }
+        self.append_new(eval, "", None, head, batch, fresh)
+    }
+
+    /// Gives `eval` the next place in the chain; a non-empty `key` is
+    /// stored with `fingerprint` and remembered for the rest of the batch.
+    fn append_new(
+        &self,
+        eval: Evaluation,
+        key: &str,
+        fingerprint: Option<Fingerprint>,
+        head: &mut Head,
+        batch: &mut sled::Batch,
+        fresh: &mut Fresh,
+    ) -> Result<Appended, StoreError> {
         let seq = head.seq + 1;
         // INVARIANT: decided_at never decreases along the chain; time-range
         // queries translate instants to seq ranges through it.
@@ -191,9 +212,12 @@ impl Writer {
         for p in &stored.policies {
             batch.insert(keys::used_digest(&p.digest), &[][..]);
         }
-        if let Some(key) = key {
-            batch.insert(keys::idempotency(&key), &seq.to_be_bytes());
-            fresh.insert(key, stored.clone());
+        if !key.is_empty() {
+            batch.insert(
+                keys::idempotency(key),
+                keys::idempotency_value(seq, fingerprint.as_ref()),
+            );
+            fresh.insert(key.to_string(), (fingerprint, stored.clone()));
         }
         *head = Head {
             seq,
@@ -269,7 +293,12 @@ mod tests {
         for i in 0..50 {
             let (reply, answer) = oneshot::channel();
             let eval = eval(&format!("svc-{}", i % 7), "prod", Verdict::Promote);
-            tx.try_send(Job { eval, reply }).unwrap();
+            tx.try_send(Job {
+                eval,
+                fingerprint: None,
+                reply,
+            })
+            .unwrap();
             replies.push(answer);
         }
         drop(tx);
@@ -345,6 +374,90 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_key_names_one_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let first = store
+            .append_fingerprinted(keyed("k", Verdict::Hold), Some(a))
+            .await
+            .unwrap()
+            .into_decision();
+        let again = store
+            .append_fingerprinted(keyed("k", Verdict::Promote), Some(a))
+            .await
+            .unwrap();
+        assert_eq!(again, Appended::Existing(first.clone()));
+        let conflict = store
+            .append_fingerprinted(keyed("k", Verdict::Hold), Some(b))
+            .await
+            .unwrap_err();
+        assert!(matches!(&conflict, StoreError::IdempotencyConflict(k) if k == "k"));
+        assert!(conflict
+            .to_string()
+            .starts_with("idempotency key `k` was already used"));
+        assert_eq!(store.find_idempotent("k", &a).unwrap(), Some(first));
+        assert!(matches!(
+            store.find_idempotent("k", &b),
+            Err(StoreError::IdempotencyConflict(_))
+        ));
+        assert_eq!(store.find_idempotent("other", &b).unwrap(), None);
+        assert_eq!(store.head().0, 1);
+    }
+
+    /// Keys stored before fingerprints (8-byte values) are matched against
+    /// the stored request minus what the server added to it.
+    #[tokio::test]
+    async fn keys_without_a_fingerprint_match_their_stored_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut eval = keyed("legacy", Verdict::Hold);
+        let sent = eval.request.clone();
+        let mut pulled = sent.metrics[0].clone();
+        pulled.name = "pulled_metric".into();
+        pulled.pulled = Some(crate::domain::Pulled {
+            source: "prom".into(),
+            baseline_query: None,
+            canary_query: None,
+            value_query: Some("up".into()),
+            start: None,
+            end: sent.time.unwrap(),
+            step_seconds: None,
+            required: true,
+            diagnostic: None,
+        });
+        eval.request.metrics.push(pulled);
+        let stored = store.append(eval).await.unwrap().into_decision();
+        // As sent with its time, or without one (the server filled it in).
+        assert_eq!(
+            store
+                .find_idempotent("legacy", &sent.fingerprint())
+                .unwrap(),
+            Some(stored.clone())
+        );
+        let mut untimed = sent.clone();
+        untimed.time = None;
+        assert_eq!(
+            store
+                .find_idempotent("legacy", &untimed.fingerprint())
+                .unwrap(),
+            Some(stored.clone())
+        );
+        let mut other = sent.clone();
+        other.deployment.service = "payments".into();
+        assert!(matches!(
+            store.find_idempotent("legacy", &other.fingerprint()),
+            Err(StoreError::IdempotencyConflict(_))
+        ));
+        let retried = keyed("legacy", Verdict::Promote);
+        let answer = store
+            .append_fingerprinted(retried, Some(untimed.fingerprint()))
+            .await
+            .unwrap();
+        assert_eq!(answer, Appended::Existing(stored));
+    }
+
     /// Drives the writer by hand so the duplicate is provably in the same
     /// batch as its original (with real concurrency that is only likely).
     #[test]
@@ -362,23 +475,32 @@ mod tests {
             flush_each_batch: true,
             head: Head::genesis(),
         };
+        let same = Some([1u8; 32]);
         let mut jobs: Vec<Job> = [
-            keyed("k", Verdict::Hold),
-            eval("web", "prod", Verdict::Promote),
-            keyed("k", Verdict::Rollback),
+            (keyed("k", Verdict::Hold), same),
+            (eval("web", "prod", Verdict::Promote), None),
+            (keyed("k", Verdict::Rollback), same),
+            (keyed("k", Verdict::Rollback), Some([2u8; 32])),
         ]
         .into_iter()
-        .map(|eval| Job {
+        .map(|(eval, fingerprint)| Job {
             eval,
+            fingerprint,
             reply: oneshot::channel().0,
         })
         .collect();
 
-        let results: Vec<_> = writer
+        let mut results: Vec<_> = writer
             .commit(&mut jobs)
             .into_iter()
-            .map(|(_, r)| r.unwrap())
+            .map(|(_, r)| r)
             .collect();
+        // Another request under a key first used in the same batch.
+        assert!(matches!(
+            results.pop(),
+            Some(Err(StoreError::IdempotencyConflict(k))) if k == "k"
+        ));
+        let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
         let Appended::New(original) = &results[0] else {
             panic!("{results:?}")
         };
