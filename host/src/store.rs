@@ -33,7 +33,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use chain::{BrokenLink, VerifyReport, GENESIS};
-pub use query::{Page, Query, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{Page, Query, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_BYTES};
 
 use crate::domain::{Decision, Evaluation, Fingerprint};
 use chain::Head;
@@ -327,8 +327,9 @@ impl Store {
         query::run(&self.inner.audit, q)
     }
 
-    /// Up to `limit` decisions in seq order after `after_seq` (exclusive):
-    /// pass the last seq of one call to the next to export everything.
+    /// Up to `limit` decisions (and about [`MAX_PAGE_BYTES`]) in seq order
+    /// after `after_seq` (exclusive): pass the last seq of one call to the
+    /// next to export everything.
     pub fn export(&self, after_seq: u64, limit: usize) -> Result<Vec<Decision>, StoreError> {
         query::export(&self.inner.audit, after_seq, limit)
     }

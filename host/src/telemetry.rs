@@ -10,6 +10,7 @@
 //! Code elsewhere only creates `tracing` spans and calls the `record` helpers
 //! here; the OpenTelemetry SDK stays inside this module.
 
+pub mod logfmt;
 pub mod otlp;
 pub mod prometheus;
 
@@ -124,6 +125,8 @@ pub fn init(format: LogFormat) -> Telemetry {
     let text = (format == LogFormat::Text).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            // Client input in a value cannot start a line of its own.
+            .fmt_fields(logfmt::EscapedFields)
             // Colour codes only for a person at a terminal, not in log files.
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_filter(log_filter())

@@ -637,3 +637,38 @@ fn json_logs_carry_one_decision_line_with_ids_and_verdict() {
     assert_eq!(line["environment"], "prod");
     assert!(line["timestamp"].is_string(), "{line}");
 }
+
+#[test]
+fn names_with_newlines_or_nul_cannot_forge_text_log_lines() {
+    let s = Server::start_with(Options {
+        env: vec![("RUST_LOG".into(), "info".into())],
+        capture_stderr: true,
+        ..Options::default()
+    });
+    let forged = "2030-01-01T00:00:00.000000Z ERROR verdict: audit chain broken at seq 1";
+    let mut request = healthy_request("checkout", "prod");
+    request["deployment"]["service"] = json!(format!("checkout\n{forged}"));
+    request["deployment"]["environment"] = json!("prod\0\r\n");
+    let (status, body) = s.json("POST", "/v1/decisions", &request);
+    // Whether such a name is stored (201) or refused (422), no log line
+    // may start with what it carries.
+    assert!(status == 201 || status == 422, "{status}: {body}");
+    if status == 201 {
+        let id = body["id"].as_str().unwrap().to_string();
+        let line = wait_for(10, "decision log line", || {
+            s.stderr_lines()
+                .into_iter()
+                .find(|l| l.contains(&format!("decision_id={id}")))
+        });
+        assert!(
+            line.contains(&format!(r"service=checkout\n{forged}")),
+            "{line}"
+        );
+        assert!(line.contains(r"environment=prod\u{0}\r\n"), "{line}");
+    }
+    let lines = s.stderr_lines();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("2030-01-01")),
+        "a forged line: {lines:#?}"
+    );
+}

@@ -9,11 +9,16 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{keys, load, StoreError};
+use super::{keys, StoreError};
 use crate::domain::{Decision, Verdict};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1000;
+/// A page stops growing once its stored records reach this many bytes
+/// (one record always fits), and hands out a cursor for the rest: a page of
+/// large records is then a few MiB instead of `MAX_LIMIT` times the largest
+/// request.
+pub const MAX_PAGE_BYTES: usize = 4 << 20;
 
 /// The parameters of `GET /v1/decisions`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -26,7 +31,8 @@ pub struct Query {
     pub since: Option<Timestamp>,
     /// Exclusive: decisions with `decided_at < until`.
     pub until: Option<Timestamp>,
-    /// Default [`DEFAULT_LIMIT`]; clamped to `1..=MAX_LIMIT`.
+    /// Default [`DEFAULT_LIMIT`]; clamped to `1..=MAX_LIMIT`. A page may
+    /// hold fewer (see [`MAX_PAGE_BYTES`]); `next_cursor` tells.
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -77,32 +83,74 @@ pub(super) fn run(tree: &sled::Tree, q: &Query) -> Result<Page, StoreError> {
     .filter_map(|(prefix, value)| Some((prefix, value?)))
     .collect();
 
-    // One more than a page, to know whether a next page exists.
-    let mut seqs = Vec::with_capacity(limit + 1);
+    let mut page = Paged::new(limit);
     for seq in candidates(tree, filters.first().copied(), lo, hi) {
         let seq = seq?;
-        if matches_rest(tree, &filters, seq)? {
-            seqs.push(seq);
-            if seqs.len() > limit {
+        if !matches_rest(tree, &filters, seq)? {
+            continue;
+        }
+        if page.full() {
+            break;
+        }
+        // An index entry whose record is gone (tampering) is skipped here;
+        // `verify` is where that gets reported.
+        if let Some(value) = tree.get(keys::record(seq))? {
+            if !page.add(seq, &value)? {
                 break;
             }
         }
     }
-    let more = seqs.len() > limit;
-    seqs.truncate(limit);
-    let mut items = Vec::with_capacity(seqs.len());
-    for seq in &seqs {
-        // An index entry whose record is gone (tampering) is skipped here;
-        // `verify` is where that gets reported.
-        if let Some(d) = load(tree, *seq)? {
-            items.push(d);
+    Ok(page.finish())
+}
+
+/// A page being filled: at most `limit` records and about
+/// [`MAX_PAGE_BYTES`]. Once either is reached, any further record means a
+/// next page, starting after the last one served.
+struct Paged {
+    limit: usize,
+    items: Vec<Decision>,
+    last_seq: u64,
+    bytes: usize,
+    more: bool,
+}
+
+impl Paged {
+    fn new(limit: usize) -> Paged {
+        Paged {
+            limit,
+            items: Vec::new(),
+            last_seq: 0,
+            bytes: 0,
+            more: false,
         }
     }
-    let next_cursor = seqs
-        .last()
-        .filter(|_| more)
-        .map(|seq| keys::encode_cursor(*seq));
-    Ok(Page { items, next_cursor })
+
+    /// Whether the page holds `limit` records; a further match means more.
+    fn full(&mut self) -> bool {
+        self.more = self.items.len() >= self.limit;
+        self.more
+    }
+
+    /// Add the record stored as `value` unless it would take the page past
+    /// [`MAX_PAGE_BYTES`]; false (and a next page) when it would.
+    fn add(&mut self, seq: u64, value: &[u8]) -> Result<bool, StoreError> {
+        if !self.items.is_empty() && self.bytes + value.len() > MAX_PAGE_BYTES {
+            self.more = true;
+            return Ok(false);
+        }
+        self.bytes += value.len();
+        self.items.push(super::chain::decode(seq, value)?);
+        self.last_seq = seq;
+        Ok(true)
+    }
+
+    fn finish(self) -> Page {
+        let next_cursor = self.more.then(|| keys::encode_cursor(self.last_seq));
+        Page {
+            items: self.items,
+            next_cursor,
+        }
+    }
 }
 
 /// Seqs in `[lo, hi)`, newest first: from the driving index if there is a
@@ -154,6 +202,8 @@ fn first_seq_at_or_after(tree: &sled::Tree, at: Timestamp) -> Result<Option<u64>
     }
 }
 
+/// Records after `after_seq` in seq order: at most `limit` and about
+/// [`MAX_PAGE_BYTES`] (at least one, if any is left and `limit` > 0).
 pub(super) fn export(
     tree: &sled::Tree,
     after_seq: u64,
@@ -162,16 +212,18 @@ pub(super) fn export(
     let Some(first) = after_seq.checked_add(1) else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::with_capacity(limit.min(MAX_LIMIT));
-    for item in tree
-        .range(keys::record(first)..=keys::record(u64::MAX))
-        .take(limit)
-    {
+    let mut page = Paged::new(limit);
+    for item in tree.range(keys::record(first)..=keys::record(u64::MAX)) {
         let (key, value) = item?;
+        if page.full() {
+            break;
+        }
         let seq = keys::trailing_seq(&key).unwrap_or(0);
-        out.push(super::chain::decode(seq, &value)?);
+        if !page.add(seq, &value)? {
+            break;
+        }
     }
-    Ok(out)
+    Ok(page.finish().items)
 }
 
 #[cfg(test)]
@@ -385,6 +437,76 @@ mod tests {
         let err = serde_json::from_value::<Query>(serde_json::json!({"servce": "api"}));
         let err = err.unwrap_err().to_string();
         assert!(err.contains("unknown field `servce`"), "{err}");
+    }
+
+    /// `n` records of about `size` bytes each (in `args`), seqs 1..=n.
+    async fn large(store: &Store, n: usize, size: usize) {
+        for i in 0..n {
+            let mut e = eval("api", "prod", Promote);
+            e.request.args.insert("blob".into(), "x".repeat(size + i));
+            store.append(e).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_of_large_records_stop_near_max_page_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        large(&store, 12, 600 << 10).await;
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let q = Query {
+                limit: Some(MAX_LIMIT),
+                cursor,
+                ..Query::default()
+            };
+            let page = store.query(&q).unwrap();
+            let bytes = serde_json::to_vec(&page).unwrap().len();
+            assert!(
+                bytes <= MAX_PAGE_BYTES + (64 << 10),
+                "page {pages} is {bytes} bytes"
+            );
+            assert!(!page.items.is_empty());
+            seen.extend(page.items.iter().map(|d| d.seq));
+            pages += 1;
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert!(pages >= 2, "{pages} page(s)");
+        assert_eq!(seen, (1..=12).rev().collect::<Vec<u64>>());
+
+        // Export pages the same way, oldest first.
+        let mut after = 0;
+        let mut exported = Vec::new();
+        loop {
+            let part = store.export(after, MAX_LIMIT).unwrap();
+            let Some(last) = part.last() else { break };
+            assert!(part.len() < 12, "{} records in one export call", part.len());
+            after = last.seq;
+            exported.extend(part.iter().map(|d| d.seq));
+        }
+        assert_eq!(exported, (1..=12).collect::<Vec<u64>>());
+    }
+
+    #[tokio::test]
+    async fn a_record_larger_than_a_page_is_still_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        large(&store, 2, MAX_PAGE_BYTES + 1).await;
+        let page = store.query(&Query::default()).unwrap();
+        assert_eq!(page.items.len(), 1);
+        let q = Query {
+            cursor: page.next_cursor,
+            ..Query::default()
+        };
+        let rest = store.query(&q).unwrap();
+        assert_eq!(rest.items.iter().map(|d| d.seq).collect::<Vec<_>>(), [1]);
+        assert_eq!(rest.next_cursor, None);
+        assert_eq!(store.export(0, 10).unwrap().len(), 1);
     }
 
     #[tokio::test]
