@@ -464,3 +464,14 @@ impl Server {
         }
     }
 }
+
+/// Assert an Argo door answer is a hold that decided nothing (no
+/// `decision_id`): how the door reports every refusal and error.
+#[track_caller]
+pub fn assert_argo_hold(answer: &Value) {
+    assert_eq!(
+        (&answer["verdict"], &answer["decision_id"]),
+        (&Value::from("hold"), &Value::Null),
+        "{answer}"
+    );
+}

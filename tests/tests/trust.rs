@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
-use verdict_e2e::{assert_error, healthy_request, Options, Server};
+use verdict_e2e::{assert_argo_hold, assert_error, healthy_request, Options, Server};
 
 /// A metric source nobody listens on (connections are refused at once) and
 /// queries no policy reads: pulls fail fast, with a diagnostic that still
@@ -118,11 +118,7 @@ fn a_live_decision_is_made_at_the_server_clock() {
     // Every door: Argo answers hold (never a decision), the CLI exits 1.
     let (st, a) = s.json("POST", "/v1/integrations/argo", &backdated);
     assert_eq!(st, 200, "{a}");
-    assert_eq!(
-        (&a["verdict"], &a["decision_id"]),
-        (&json!("hold"), &Value::Null),
-        "{a}"
-    );
+    assert_argo_hold(&a);
     assert!(
         a["reasons"][0].as_str().unwrap().contains("server clock"),
         "{a}"
@@ -199,11 +195,7 @@ fn an_idempotency_key_names_one_request() {
     // The Argo door: a hold without a decision id, not the stored verdict.
     let (st, r) = s.json("POST", "/v1/integrations/argo", &b);
     assert_eq!(st, 200);
-    assert_eq!(
-        (&r["verdict"], &r["decision_id"]),
-        (&json!("hold"), &Value::Null),
-        "{r}"
-    );
+    assert_argo_hold(&r);
     assert!(
         r["reasons"][0].as_str().unwrap().contains("deploy-1"),
         "{r}"
@@ -246,11 +238,7 @@ fn pulled_provenance_is_written_by_the_server_only() {
         );
     }
     let (_, a) = s.json("POST", "/v1/integrations/argo", &forged);
-    assert_eq!(
-        (&a["verdict"], &a["decision_id"]),
-        (&json!("hold"), &Value::Null),
-        "{a}"
-    );
+    assert_argo_hold(&a);
     assert!(s.get_ok("/v1/decisions")["items"]
         .as_array()
         .unwrap()
@@ -304,11 +292,7 @@ fn a_scope_cannot_be_dodged_by_spelling() {
         "/v1/integrations/argo",
         &healthy_request("checkout", "Production"),
     );
-    assert_eq!(
-        (&a["verdict"], &a["decision_id"]),
-        (&json!("hold"), &Value::Null),
-        "{a}"
-    );
+    assert_argo_hold(&a);
     let payload = json!({"name": "PodInfo", "namespace": "production", "phase": "Progressing",
                          "checksum": "c1", "metadata": {}});
     let msg = assert_error(

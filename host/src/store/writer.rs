@@ -279,16 +279,30 @@ mod tests {
         assert!(stats.batches >= 1 && stats.batches <= 200, "{stats:?}");
     }
 
+    /// A writer over a fresh database in `dir`, driven by hand through `rx`.
+    fn writer_on(dir: &std::path::Path, rx: mpsc::Receiver<Job>) -> (Writer, Arc<Shared>) {
+        let db = sled::Config::new().path(dir).open().unwrap();
+        let tree = db.open_tree("audit").unwrap();
+        let shared = Arc::new(Shared::new(Head::genesis()));
+        let writer = Writer {
+            db,
+            tree,
+            shared: shared.clone(),
+            rx,
+            flush_each_batch: true,
+            head: Head::genesis(),
+        };
+        (writer, shared)
+    }
+
     /// Group commit: everything already queued when the writer wakes is
     /// written as one batch with one flush. The jobs are queued before the
     /// writer runs, so the batch size does not depend on timing.
     #[test]
     fn queued_appends_share_one_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let tree = db.open_tree("audit").unwrap();
-        let shared = Arc::new(Shared::new(Head::genesis()));
         let (tx, rx) = mpsc::channel(64);
+        let (writer, shared) = writer_on(dir.path(), rx);
         let mut replies = Vec::new();
         for i in 0..50 {
             let (reply, answer) = oneshot::channel();
@@ -302,15 +316,7 @@ mod tests {
             replies.push(answer);
         }
         drop(tx);
-        Writer {
-            db,
-            tree,
-            shared: shared.clone(),
-            rx,
-            flush_each_batch: true,
-            head: Head::genesis(),
-        }
-        .run();
+        writer.run();
         let seqs: Vec<u64> = replies
             .into_iter()
             .map(|r| r.blocking_recv().unwrap().unwrap().decision().seq)
@@ -463,18 +469,8 @@ mod tests {
     #[test]
     fn duplicate_key_within_one_batch_is_stored_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let tree = db.open_tree("audit").unwrap();
-        let shared = Arc::new(Shared::new(Head::genesis()));
         let (_tx, rx) = mpsc::channel(1);
-        let mut writer = Writer {
-            db,
-            tree,
-            shared: shared.clone(),
-            rx,
-            flush_each_batch: true,
-            head: Head::genesis(),
-        };
+        let (mut writer, shared) = writer_on(dir.path(), rx);
         let same = Some([1u8; 32]);
         let mut jobs: Vec<Job> = [
             (keyed("k", Verdict::Hold), same),
