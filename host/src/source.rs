@@ -1,4 +1,4 @@
-//! Metric sources (design.md §3b): Argo Rollouts and Flagger cannot push
+//! Metric sources: Argo Rollouts and Flagger cannot push
 //! samples, so the host pulls them. Operators configure named sources (a
 //! Prometheus HTTP API today; [`MetricSource`] is the seam for others) and
 //! metric queries, each scoped by a selector and templated with the

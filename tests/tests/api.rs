@@ -1,4 +1,4 @@
-//! The HTTP decision API (design.md §5) as a deploy tool and an operator use
+//! The HTTP decision API as a deploy tool and an operator use
 //! it: decide, fetch, query, replay, verify, freezes, bindings, policies.
 
 use serde_json::{json, Value};
