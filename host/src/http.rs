@@ -2,6 +2,8 @@
 //! "HTTP API" table). Warp types stay inside this module.
 //!
 //! - this file: the route table (one filter per route) and [`serve`].
+//! - [`listener`]: the accept loop: connection cap, header and idle
+//!   timeouts, graceful shutdown with a deadline.
 //! - [`handlers`]: plain async functions, one per route.
 //! - [`integrations`]: the Argo Rollouts and Flagger front doors.
 //! - [`auth`]: bearer tokens with roles.
@@ -12,6 +14,7 @@ pub mod auth;
 pub mod errors;
 pub mod handlers;
 pub mod integrations;
+pub mod listener;
 pub mod observe;
 
 use std::future::Future;
@@ -21,14 +24,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::config::{Config, Role};
 use crate::service::App;
 use auth::{Auth, Caller};
-use errors::ApiError;
+use errors::{ApiError, RequestError};
 
 /// Shared state every route needs.
 #[derive(Clone)]
@@ -38,9 +40,7 @@ pub struct Ctx {
     pub max_body: u64,
     pub max_policy: u64,
     pub timeout: Duration,
-    /// How long a client may take to send its body: [`BODY_READ_TIMEOUT`],
-    /// or the request timeout when that is shorter (a server configured to
-    /// answer within N ms does not wait longer than N ms for a body either).
+    /// How long a client may take to send its body (`body_timeout_ms`).
     pub body_timeout: Duration,
 }
 
@@ -52,7 +52,7 @@ impl Ctx {
             max_body: config.max_body_bytes,
             max_policy: config.max_policy_bytes,
             timeout: Duration::from_millis(config.request_timeout_ms),
-            body_timeout: BODY_READ_TIMEOUT.min(Duration::from_millis(config.request_timeout_ms)),
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
         }
     }
 
@@ -116,18 +116,11 @@ fn body(
     })
 }
 
-/// How long a client may take to send its body (at most; see [`Ctx::body_timeout`]).
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 fn too_large(limit: Limit) -> Rejection {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
-        format!(
-            "request body larger than {} bytes (the server's `{}`)",
-            limit.bytes, limit.setting
-        ),
-    )
+    RequestError::TooLarge {
+        limit: limit.bytes,
+        setting: limit.setting,
+    }
     .reject()
 }
 
@@ -143,14 +136,9 @@ where
 {
     match tokio::time::timeout(timeout, collect_body(stream, limit)).await {
         Ok(r) => r,
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!(
-                "request body not received within {} ms",
-                timeout.as_millis()
-            ),
-        )
+        Err(_) => Err(RequestError::BodyTimeout {
+            ms: timeout.as_millis(),
+        }
         .reject()),
     }
 }
@@ -163,14 +151,7 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                format!("cannot read body: {e}"),
-            )
-            .reject()
-        })?;
+        let mut chunk = chunk.map_err(|e| RequestError::BadBody(e.to_string()).reject())?;
         if buf.len() as u64 + chunk.remaining() as u64 > limit.bytes {
             return Err(too_large(limit));
         }
@@ -192,11 +173,9 @@ where
     match tokio::time::timeout(ctx.timeout, f).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(e.reject()),
-        Err(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!("request took longer than {} ms", ctx.timeout.as_millis()),
-        )
+        Err(_) => Err(RequestError::Timeout {
+            ms: ctx.timeout.as_millis(),
+        }
         .reject()),
     }
 }
@@ -476,15 +455,13 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
 }
 
 /// Serve the API on an already-bound listener until `shutdown` resolves,
-/// then finish in-flight requests.
+/// then finish in-flight requests within the shutdown deadline (see
+/// [`listener`]); says what had to be cut.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: Ctx,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    warp::serve(routes(ctx))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    limits: listener::Limits,
+    shutdown: impl Future<Output = ()>,
+) -> listener::ShutdownReport {
+    listener::serve(listener, routes(ctx), limits, shutdown).await
 }

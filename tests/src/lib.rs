@@ -44,6 +44,9 @@ pub struct Options {
     /// Keep the server's stderr (its logs) for [`Server::stderr_lines`]
     /// instead of passing it through.
     pub capture_stderr: bool,
+    /// Start the server with this open-files limit (soft and hard, so it
+    /// cannot raise it), through the shell's `ulimit -n`.
+    pub open_files: Option<u64>,
 }
 
 /// A running `verdict serve` child process.
@@ -72,7 +75,17 @@ impl Server {
             }
         };
         std::fs::create_dir_all(&data_dir).unwrap();
-        let mut cmd = Command::new(binary());
+        let mut cmd = match opts.open_files {
+            None => Command::new(binary()),
+            Some(n) => {
+                // `exec` keeps the pid, so signals reach the server.
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                c
+            }
+        };
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .env_remove("VERDICT_CONFIG")

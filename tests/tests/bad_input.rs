@@ -465,10 +465,10 @@ fn chunked_bodies_count_against_the_cap() {
     still_decides(&s, 1);
 }
 
-/// A server whose request timeout (and so body timeout) is 3 s.
+/// A server whose request and body timeouts are 3 s.
 fn impatient_server() -> Server {
     Server::start_with(Options {
-        config: Some("request_timeout_ms = 3000\n".into()),
+        config: Some("request_timeout_ms = 3000\nbody_timeout_ms = 3000\n".into()),
         ..Options::default()
     })
 }

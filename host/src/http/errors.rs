@@ -39,6 +39,40 @@ impl ApiError {
     }
 }
 
+/// A request refused by the HTTP layer itself, before (or instead of) a
+/// handler: how it was sent, not what it asks for.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("request body larger than {limit} bytes (the server's `{setting}`)")]
+    TooLarge { limit: u64, setting: &'static str },
+    #[error("request body not received within {ms} ms")]
+    BodyTimeout { ms: u128 },
+    #[error("cannot read body: {0}")]
+    BadBody(String),
+    #[error("request took longer than {ms} ms")]
+    Timeout { ms: u128 },
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> ApiError {
+        use RequestError as R;
+        use StatusCode as S;
+        let (status, code) = match &e {
+            R::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large"),
+            R::BodyTimeout { .. } => (S::REQUEST_TIMEOUT, "body_timeout"),
+            R::BadBody(_) => (S::BAD_REQUEST, "bad_body"),
+            R::Timeout { .. } => (S::SERVICE_UNAVAILABLE, "timeout"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl RequestError {
+    pub fn reject(self) -> Rejection {
+        ApiError::from(self).reject()
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> ApiError {
         use StatusCode as S;
