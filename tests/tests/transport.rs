@@ -220,3 +220,33 @@ fn sigterm_with_requests_still_arriving_exits_within_the_shutdown_deadline() {
         "{logs}"
     );
 }
+
+#[test]
+fn a_client_still_sending_a_refused_body_can_finish_and_read_the_answer() {
+    let s = Server::start_with(Options {
+        config: Some("max_body_bytes = 1024\n".into()),
+        ..Options::default()
+    });
+    let mut c = connect(&s);
+    write!(
+        c,
+        "POST /v1/decisions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        (1 << 20) + 2048
+    )
+    .unwrap();
+    // Past the limit: the server answers 413 and closes its side.
+    c.write_all(&[b' '; 2048]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Like most clients, finish sending before reading. Had the server
+    // closed with these bytes unread, they would meet a reset.
+    for chunk in 0..16 {
+        c.write_all(&[b' '; 64 << 10])
+            .unwrap_or_else(|e| panic!("sending chunk {chunk} after the answer: {e}"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answer = until_closed(&mut c).expect("closed after the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer:?}");
+    assert!(answer.contains("max_body_bytes"), "{answer}");
+}

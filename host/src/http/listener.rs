@@ -24,6 +24,10 @@
 //!   finish their request and close. What is still running after
 //!   `shutdown_timeout_ms` is cut, and the log says how many.
 //!
+//! - **Lingering close.** A connection that ends after an answer keeps
+//!   reading (and dropping) what the client still sends for a moment, so a
+//!   client whose body was refused reads the answer instead of a reset.
+//!
 //! Connections are served as HTTP/1.1 by hyper, over any byte stream
 //! ([`serve_connection`] is generic over it, so TLS can wrap the TCP stream
 //! between accept and serve).
@@ -349,19 +353,19 @@ where
     let service = hyper::service::service_fn(move |req| {
         let serving = requests.request_started();
         let answer = hyper::service::Service::call(&routes, req);
-        async move {
+        // Boxed (so `Unpin`) for `poll_without_shutdown`.
+        Box::pin(async move {
             let answer = answer.await;
             drop(serving);
             answer
-        }
+        })
     });
-    let http = http1::Builder::new()
+    let mut http = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout + limits.header_read_timeout)
         .serve_connection(io, service);
-    tokio::pin!(http);
     let mut draining = false;
-    loop {
+    let finished = loop {
         let mode = *stop.borrow_and_update();
         if mode == Stop::Cut {
             return End::CutRequest;
@@ -369,26 +373,56 @@ where
         if mode == Stop::Drain && !draining {
             draining = true;
             // Close after the response in progress (at once if none).
-            http.as_mut().graceful_shutdown();
+            Pin::new(&mut http).graceful_shutdown();
         }
         let check_at = match conn.check(Instant::now(), &limits, draining) {
             Check::Close(end) => return end,
             Check::Again(at) => at,
         };
         tokio::select! {
-            result = &mut http => {
-                if let Err(e) = result {
-                    tracing::debug!("connection closed: {e}");
-                }
-                return End::Done;
-            }
+            // Without shutting the stream down: see `linger`.
+            result = std::future::poll_fn(|cx| http.poll_without_shutdown(cx)) => break result,
             _ = tokio::time::sleep_until(check_at.into()) => {}
             // Nothing ever adds permits: this completes when evicted.
             _ = conn.evict.acquire() => return End::Evicted,
             _ = stop.changed() => {}
             _ = conn.changed.notified() => {}
         }
+    };
+    match finished {
+        Ok(()) => linger(http.into_parts().io.into_inner().io).await,
+        Err(e) => tracing::debug!("connection closed: {e}"),
     }
+    End::Done
+}
+
+/// How long a closing connection keeps reading what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// How much it reads at most meanwhile.
+const LINGER_BYTES: usize = 4 << 20;
+
+/// Close after the last answer without resetting it away: a client still
+/// sending a body the server refused (413, or a 415 before reading it)
+/// would otherwise get a reset instead of the answer, once the close finds
+/// its unread bytes. Signal the end of our side, then read and drop what
+/// arrives, until the client closes, for at most [`LINGER`] and
+/// [`LINGER_BYTES`] (a "lingering close").
+async fn linger<I: AsyncRead + AsyncWrite + Unpin>(mut io: I) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = vec![0u8; 16 << 10];
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => read += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// What a connection is doing.
