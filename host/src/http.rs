@@ -8,10 +8,12 @@
 //! - [`integrations`]: the Argo Rollouts and Flagger front doors.
 //! - [`auth`]: bearer tokens with roles.
 //! - [`errors`]: the one mapping from errors and rejections to JSON bodies.
+//! - [`exposure`]: without tokens, only loopback `Host` and `Origin`.
 //! - [`observe`]: the per-request span and HTTP metrics.
 
 pub mod auth;
 pub mod errors;
+pub mod exposure;
 pub mod handlers;
 pub mod integrations;
 pub mod listener;
@@ -30,7 +32,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::config::{Config, Role};
 use crate::service::App;
 use auth::{Auth, Caller};
-use errors::{ApiError, RequestError};
+use errors::{shown, ApiError, RequestError};
 
 /// Shared state every route needs.
 #[derive(Clone)]
@@ -56,20 +58,20 @@ impl Ctx {
         }
     }
 
-    /// A request body of at most `max_body_bytes`.
+    /// A JSON request body of at most `max_body_bytes`.
     fn body(&self) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-        body(
+        media_type(JSON).and(body(
             Limit::new(self.max_body, "max_body_bytes"),
             self.body_timeout,
-        )
+        ))
     }
 
     /// A policy component upload of at most `max_policy_bytes`.
     fn policy_body(&self) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-        body(
+        media_type(WASM).and(body(
             Limit::new(self.max_policy, "max_policy_bytes"),
             self.body_timeout,
-        )
+        ))
     }
 }
 
@@ -84,6 +86,50 @@ impl Limit {
     fn new(bytes: u64, setting: &'static str) -> Limit {
         Limit { bytes, setting }
     }
+}
+
+const JSON: &str = "application/json";
+const WASM: &str = "application/wasm";
+
+/// The request's `Content-Type` is `expected` (parameters such as
+/// `charset` aside). Checked before the body is read.
+fn media_type(expected: &'static str) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(move |got: Option<String>| async move {
+            check_media_type(got.as_deref(), expected).map_err(RequestError::reject)
+        })
+        .untuple_one()
+}
+
+fn check_media_type(got: Option<&str>, expected: &'static str) -> Result<(), RequestError> {
+    let got = got.ok_or(RequestError::NoMediaType { expected })?;
+    let essence = got.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(RequestError::WrongMediaType {
+            expected,
+            got: shown(got),
+        })
+    }
+}
+
+/// Without tokens: a loopback `Host` and no foreign `Origin` (see
+/// [`exposure`]). With tokens: anything.
+fn exposure_guard(ctx: &Ctx) -> BoxedFilter<()> {
+    if ctx.auth.enabled() {
+        return warp::any().boxed();
+    }
+    warp::host::optional()
+        .and(warp::header::optional::<String>("origin"))
+        .and_then(
+            |host: Option<warp::host::Authority>, origin: Option<String>| async move {
+                exposure::check_loopback(host.as_ref(), origin.as_deref())
+                    .map_err(RequestError::reject)
+            },
+        )
+        .untuple_one()
+        .boxed()
 }
 
 fn with_ctx(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = std::convert::Infallible> + Clone {
@@ -367,20 +413,29 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Decide))
+        .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::stream())
-        .then(|ctx: Ctx, _c: Caller, stream| async move {
-            // Under the body timeout too: a stalled body must not hold the
-            // connection (nor the rollout step) forever.
-            let limit = Limit::new(ctx.max_body, "max_body_bytes");
-            let body = collect_body_within(stream, limit, ctx.body_timeout)
-                .await
-                .map_err(|r: Rejection| {
-                    r.find::<ApiError>()
-                        .map(|e| e.message.clone())
-                        .unwrap_or_else(|| "cannot read the request body".into())
-                });
-            integrations::argo(ctx.app.clone(), body, ctx.timeout).await
-        });
+        .then(
+            |ctx: Ctx, _c: Caller, ctype: Option<String>, stream| async move {
+                let body = match check_media_type(ctype.as_deref(), JSON) {
+                    // Unread: the connection closes after the answer.
+                    Err(e) => Err(e.to_string()),
+                    // Under the body timeout too: a stalled body must not hold
+                    // the connection (nor the rollout step) forever.
+                    Ok(()) => {
+                        let limit = Limit::new(ctx.max_body, "max_body_bytes");
+                        collect_body_within(stream, limit, ctx.body_timeout)
+                            .await
+                            .map_err(|r: Rejection| {
+                                r.find::<ApiError>()
+                                    .map(|e| e.message.clone())
+                                    .unwrap_or_else(|| "cannot read the request body".into())
+                            })
+                    }
+                };
+                integrations::argo(ctx.app.clone(), body, ctx.timeout).await
+            },
+        );
     // POST /v1/integrations/flagger/{gate}
     let flagger = v1
         .and(warp::path!("integrations" / "flagger" / String))
@@ -411,7 +466,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
 
     // Boxing each route erases warp's nested filter types: a long chain of
     // unboxed `or`s makes rustc's type checking take minutes.
-    let all: Vec<BoxedFilter<(Response,)>> = vec![
+    let api: Vec<BoxedFilter<(Response,)>> = vec![
         decide.boxed(),
         query.boxed(),
         get.boxed(),
@@ -431,14 +486,20 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         delete_freeze.boxed(),
         argo.boxed(),
         flagger.boxed(),
-        healthz.boxed(),
-        readyz.boxed(),
         metrics.boxed(),
     ];
-    let combined = all
+    let api = api
         .into_iter()
         .reduce(|a, b| a.or(b).unify().boxed())
         .expect("at least one route");
+    // The probes answer whatever the `Host` (see `exposure`).
+    let combined = exposure_guard(&ctx)
+        .and(api)
+        .or(healthz)
+        .unify()
+        .or(readyz)
+        .unify()
+        .boxed();
     let recovered = combined.recover(errors::recover).unify().boxed();
     // Outside the recovery, so every answer (404s and 401s included) is
     // counted; the trace wrapper is outermost so the metrics callback runs

@@ -479,7 +479,12 @@ fn a_stalled_body_is_408_on_every_route_that_reads_one() {
     // Each client declares 1000 bytes, sends 100 and stalls (the connection
     // stays open). All at once: each waits out the same 3 s.
     let stall = |head: &str| {
-        let head = format!("{head}\r\nContent-Type: application/json\r\nContent-Length: 1000");
+        let ctype = if head.contains("/v1/policies/") {
+            "application/wasm"
+        } else {
+            "application/json"
+        };
+        let head = format!("{head}\r\nContent-Type: {ctype}\r\nContent-Length: 1000");
         exchange(&s.base, &head, &[b' '; 100])
     };
     let routes = [
@@ -796,7 +801,8 @@ fn names_with_path_tricks_are_refused_and_nothing_escapes_the_data_dir() {
         "sp%20ace",
     ] {
         for (method, body) in [("PUT", &wasm[..]), ("GET", &[][..]), ("DELETE", &[][..])] {
-            let head = format!("{method} /v1/policies/{name} HTTP/1.1");
+            let head =
+                format!("{method} /v1/policies/{name} HTTP/1.1\r\nContent-Type: application/wasm");
             let answer = raw(&s.base, &head, body);
             if method == "PUT" {
                 assert_error(&answer, 400, "invalid_name");
@@ -810,7 +816,7 @@ fn names_with_path_tricks_are_refused_and_nothing_escapes_the_data_dir() {
         let binding = json!({"policy": "thresholds"}).to_string();
         let answer = raw(
             &s.base,
-            &format!("PUT /v1/bindings/{name} HTTP/1.1"),
+            &format!("PUT /v1/bindings/{name} HTTP/1.1\r\nContent-Type: application/json"),
             binding.as_bytes(),
         );
         assert_error(&answer, 400, "invalid_name");
@@ -822,7 +828,11 @@ fn names_with_path_tricks_are_refused_and_nothing_escapes_the_data_dir() {
         "/v1/policies//etc/passwd",
         "/v1/bindings/../../x",
     ] {
-        let (st, body) = raw(&s.base, &format!("PUT {path} HTTP/1.1"), &wasm);
+        let (st, body) = raw(
+            &s.base,
+            &format!("PUT {path} HTTP/1.1\r\nContent-Type: application/wasm"),
+            &wasm,
+        );
         assert!((400..500).contains(&st), "PUT {path}: {st} {body}");
         assert!(body["error"]["code"].is_string(), "PUT {path}: {body}");
     }

@@ -51,6 +51,22 @@ pub enum RequestError {
     BadBody(String),
     #[error("request took longer than {ms} ms")]
     Timeout { ms: u128 },
+    #[error("this route takes `Content-Type: {expected}`, and the request has no `Content-Type`")]
+    NoMediaType { expected: &'static str },
+    #[error("this route takes `Content-Type: {expected}`, not `{got}`")]
+    WrongMediaType { expected: &'static str, got: String },
+    #[error(
+        "without tokens this server answers only requests addressed to loopback \
+         (`Host` localhost, 127.0.0.1 or [::1]), not `{0}`; configure tokens to serve other names"
+    )]
+    ForeignHost(String),
+    #[error("without tokens this server answers only requests addressed to loopback, and this one has no `Host`")]
+    NoHost,
+    #[error(
+        "without tokens this server refuses requests from web pages of other origins: \
+         `Origin` `{0}` is not loopback"
+    )]
+    ForeignOrigin(String),
 }
 
 impl From<RequestError> for ApiError {
@@ -62,6 +78,11 @@ impl From<RequestError> for ApiError {
             R::BodyTimeout { .. } => (S::REQUEST_TIMEOUT, "body_timeout"),
             R::BadBody(_) => (S::BAD_REQUEST, "bad_body"),
             R::Timeout { .. } => (S::SERVICE_UNAVAILABLE, "timeout"),
+            R::NoMediaType { .. } | R::WrongMediaType { .. } => {
+                (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            R::ForeignHost(_) | R::NoHost => (S::MISDIRECTED_REQUEST, "misdirected"),
+            R::ForeignOrigin(_) => (S::FORBIDDEN, "foreign_origin"),
         };
         ApiError::new(status, code, e.to_string())
     }
@@ -71,6 +92,16 @@ impl RequestError {
     pub fn reject(self) -> Rejection {
         ApiError::from(self).reject()
     }
+}
+
+/// Client input shown in a message: at most 200 characters, control
+/// characters escaped (a header can carry anything but CR and LF).
+pub fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(200).flat_map(char::escape_debug).collect();
+    if s.chars().nth(200).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 impl From<ServiceError> for ApiError {
