@@ -492,12 +492,12 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .into_iter()
         .reduce(|a, b| a.or(b).unify().boxed())
         .expect("at least one route");
-    // The probes answer whatever the `Host` (see `exposure`).
-    let combined = exposure_guard(&ctx)
-        .and(api)
-        .or(healthz)
-        .unify()
+    // The probes answer whatever the `Host` (see `exposure`), and first:
+    // they are asked most often and cheapest to answer.
+    let combined = healthz
         .or(readyz)
+        .unify()
+        .or(exposure_guard(&ctx).and(api))
         .unify()
         .boxed();
     let recovered = combined.recover(errors::recover).unify().boxed();

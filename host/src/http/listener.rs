@@ -46,7 +46,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
@@ -386,7 +386,6 @@ where
             // Nothing ever adds permits: this completes when evicted.
             _ = conn.evict.acquire() => return End::Evicted,
             _ = stop.changed() => {}
-            _ = conn.changed.notified() => {}
         }
     };
     match finished {
@@ -452,8 +451,6 @@ struct Conn {
     /// Closed to evict the connection (a closed semaphore is a one-shot,
     /// level-triggered signal).
     evict: Semaphore,
-    /// Woken when the phase changes, so the new deadline applies at once.
-    changed: Notify,
 }
 
 /// When to look at a connection again, or that it must close.
@@ -473,7 +470,6 @@ impl Conn {
                 in_flight: 0,
             }),
             evict: Semaphore::new(0),
-            changed: Notify::new(),
         }
     }
 
@@ -482,7 +478,6 @@ impl Conn {
         if a.phase == Phase::Idle {
             a.phase = Phase::Head;
             a.since = Instant::now();
-            self.changed.notify_one();
         }
     }
 
@@ -497,22 +492,23 @@ impl Conn {
         let mut a = lock(&self.activity);
         a.in_flight += 1;
         a.phase = Phase::Busy;
-        self.changed.notify_one();
         Serving(self.clone())
     }
 
     /// Close or not, at `now`: the idle and head deadlines, and at shutdown
     /// (`draining`) a half-sent head is cut. (An idle connection then is
     /// closed by hyper's graceful shutdown, once its last answer is out.)
+    ///
+    /// Phase changes wake nothing (that would cost on every request): the
+    /// next look is never more than `header_read_timeout` away, and a look
+    /// sets the exact deadline of the phase it finds, so a head that starts
+    /// arriving meanwhile still gets exactly `header_read_timeout`.
     fn check(&self, now: Instant, limits: &Limits, draining: bool) -> Check {
         let a = lock(&self.activity);
+        let soon = now + limits.header_read_timeout;
         let timeout = match a.phase {
-            Phase::Busy => {
-                // The route's own timeouts bound this; the answer's
-                // completion makes the connection idle again (and wakes
-                // the check). Looked at now and then all the same.
-                return Check::Again(now + limits.idle_timeout);
-            }
+            // The route's own timeouts bound this.
+            Phase::Busy => return Check::Again(soon),
             Phase::Head if draining => return Check::Close(End::CutHead),
             Phase::Head => limits.header_read_timeout,
             Phase::Idle => limits.idle_timeout,
@@ -521,7 +517,7 @@ impl Conn {
         if now >= deadline {
             Check::Close(End::TimedOut)
         } else {
-            Check::Again(deadline)
+            Check::Again(deadline.min(soon))
         }
     }
 }
@@ -537,7 +533,6 @@ impl Drop for Serving {
         if a.in_flight == 0 {
             a.phase = Phase::Idle;
             a.since = Instant::now();
-            self.0.changed.notify_one();
         }
     }
 }
@@ -666,7 +661,16 @@ mod tests {
         let l = limits();
         let conn = Arc::new(Conn::new(0));
         let t0 = lock(&conn.activity).since;
-        assert_eq!(conn.check(t0, &l, false), Check::Again(t0 + l.idle_timeout));
+        assert_eq!(
+            conn.check(t0, &l, false),
+            Check::Again(t0 + l.header_read_timeout),
+            "idle: looked at again within the header timeout"
+        );
+        let late = t0 + l.idle_timeout - Duration::from_secs(1);
+        assert_eq!(
+            conn.check(late, &l, false),
+            Check::Again(t0 + l.idle_timeout)
+        );
         assert_eq!(
             conn.check(t0 + l.idle_timeout, &l, false),
             Check::Close(End::TimedOut)
