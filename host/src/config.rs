@@ -61,6 +61,20 @@ pub struct Config {
     /// Any request taking longer is answered 503 (evaluations are bounded by
     /// their own deadlines; this guards everything else).
     pub request_timeout_ms: u64,
+    /// A request body not received within this is answered 408.
+    pub body_timeout_ms: u64,
+    /// Once the first byte of a request arrives, the whole head (request
+    /// line and headers) must arrive within this, or the connection closes.
+    pub header_read_timeout_ms: u64,
+    /// A connection waiting this long for a request (after connecting, or
+    /// after its last answer) is closed.
+    pub idle_timeout_ms: u64,
+    /// At most this many open connections (lowered to fit the open-files
+    /// limit). At the cap the one waiting longest for a request is closed.
+    pub max_connections: usize,
+    /// On SIGTERM/SIGINT, requests in progress get this long to finish;
+    /// then they are cut and the server exits.
+    pub shutdown_timeout_ms: u64,
     /// Flush the store before acknowledging a decision. Only turn off to
     /// measure what durability costs.
     pub flush: bool,
@@ -84,6 +98,11 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             max_policy_bytes: 16 << 20,
             request_timeout_ms: 30_000,
+            body_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
+            shutdown_timeout_ms: 20_000,
             flush: true,
             metric_sources: Vec::new(),
             metric_queries: Vec::new(),
@@ -164,11 +183,18 @@ impl Config {
                 self.listen
             )));
         }
-        if self.max_body_bytes == 0 || self.max_policy_bytes == 0 || self.request_timeout_ms == 0 {
-            return Err(ConfigError::Invalid(
-                "`max_body_bytes`, `max_policy_bytes` and `request_timeout_ms` must be positive"
-                    .into(),
-            ));
+        let positive = [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_policy_bytes", self.max_policy_bytes),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+            ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!("`{name}` must be positive")));
         }
         crate::source::validate(&self.metric_sources, &self.metric_queries)
             .map_err(ConfigError::Invalid)
@@ -186,6 +212,17 @@ mod tests {
         c.listen = "0.0.0.0:8080".parse().unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("without auth"), "{err}");
+    }
+
+    #[test]
+    fn limits_must_be_positive() {
+        for setting in ["body_timeout_ms", "idle_timeout_ms", "max_connections"] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("verdict.toml");
+            std::fs::write(&p, format!("{setting} = 0\n")).unwrap();
+            let err = Config::load(Some(&p)).unwrap_err().to_string();
+            assert_eq!(err, format!("invalid config: `{setting}` must be positive"));
+        }
     }
 
     #[test]

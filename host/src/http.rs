@@ -2,16 +2,21 @@
 //! "HTTP API" table). Warp types stay inside this module.
 //!
 //! - this file: the route table (one filter per route) and [`serve`].
+//! - [`listener`]: the accept loop: connection cap, header and idle
+//!   timeouts, graceful shutdown with a deadline.
 //! - [`handlers`]: plain async functions, one per route.
 //! - [`integrations`]: the Argo Rollouts and Flagger front doors.
 //! - [`auth`]: bearer tokens with roles.
 //! - [`errors`]: the one mapping from errors and rejections to JSON bodies.
+//! - [`exposure`]: without tokens, only loopback `Host` and `Origin`.
 //! - [`observe`]: the per-request span and HTTP metrics.
 
 pub mod auth;
 pub mod errors;
+pub mod exposure;
 pub mod handlers;
 pub mod integrations;
+pub mod listener;
 pub mod observe;
 
 use std::future::Future;
@@ -21,14 +26,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::config::{Config, Role};
 use crate::service::App;
 use auth::{Auth, Caller};
-use errors::ApiError;
+use errors::{shown, ApiError, RequestError};
 
 /// Shared state every route needs.
 #[derive(Clone)]
@@ -38,9 +42,7 @@ pub struct Ctx {
     pub max_body: u64,
     pub max_policy: u64,
     pub timeout: Duration,
-    /// How long a client may take to send its body: [`BODY_READ_TIMEOUT`],
-    /// or the request timeout when that is shorter (a server configured to
-    /// answer within N ms does not wait longer than N ms for a body either).
+    /// How long a client may take to send its body (`body_timeout_ms`).
     pub body_timeout: Duration,
 }
 
@@ -52,24 +54,24 @@ impl Ctx {
             max_body: config.max_body_bytes,
             max_policy: config.max_policy_bytes,
             timeout: Duration::from_millis(config.request_timeout_ms),
-            body_timeout: BODY_READ_TIMEOUT.min(Duration::from_millis(config.request_timeout_ms)),
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
         }
     }
 
-    /// A request body of at most `max_body_bytes`.
+    /// A JSON request body of at most `max_body_bytes`.
     fn body(&self) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-        body(
+        media_type(JSON).and(body(
             Limit::new(self.max_body, "max_body_bytes"),
             self.body_timeout,
-        )
+        ))
     }
 
     /// A policy component upload of at most `max_policy_bytes`.
     fn policy_body(&self) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-        body(
+        media_type(WASM).and(body(
             Limit::new(self.max_policy, "max_policy_bytes"),
             self.body_timeout,
-        )
+        ))
     }
 }
 
@@ -84,6 +86,50 @@ impl Limit {
     fn new(bytes: u64, setting: &'static str) -> Limit {
         Limit { bytes, setting }
     }
+}
+
+const JSON: &str = "application/json";
+const WASM: &str = "application/wasm";
+
+/// The request's `Content-Type` is `expected` (parameters such as
+/// `charset` aside). Checked before the body is read.
+fn media_type(expected: &'static str) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(move |got: Option<String>| async move {
+            check_media_type(got.as_deref(), expected).map_err(RequestError::reject)
+        })
+        .untuple_one()
+}
+
+fn check_media_type(got: Option<&str>, expected: &'static str) -> Result<(), RequestError> {
+    let got = got.ok_or(RequestError::NoMediaType { expected })?;
+    let essence = got.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(RequestError::WrongMediaType {
+            expected,
+            got: shown(got),
+        })
+    }
+}
+
+/// Without tokens: a loopback `Host` and no foreign `Origin` (see
+/// [`exposure`]). With tokens: anything.
+fn exposure_guard(ctx: &Ctx) -> BoxedFilter<()> {
+    if ctx.auth.enabled() {
+        return warp::any().boxed();
+    }
+    warp::host::optional()
+        .and(warp::header::optional::<String>("origin"))
+        .and_then(
+            |host: Option<warp::host::Authority>, origin: Option<String>| async move {
+                exposure::check_loopback(host.as_ref(), origin.as_deref())
+                    .map_err(RequestError::reject)
+            },
+        )
+        .untuple_one()
+        .boxed()
 }
 
 fn with_ctx(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = std::convert::Infallible> + Clone {
@@ -116,18 +162,11 @@ fn body(
     })
 }
 
-/// How long a client may take to send its body (at most; see [`Ctx::body_timeout`]).
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 fn too_large(limit: Limit) -> Rejection {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
-        format!(
-            "request body larger than {} bytes (the server's `{}`)",
-            limit.bytes, limit.setting
-        ),
-    )
+    RequestError::TooLarge {
+        limit: limit.bytes,
+        setting: limit.setting,
+    }
     .reject()
 }
 
@@ -143,14 +182,9 @@ where
 {
     match tokio::time::timeout(timeout, collect_body(stream, limit)).await {
         Ok(r) => r,
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!(
-                "request body not received within {} ms",
-                timeout.as_millis()
-            ),
-        )
+        Err(_) => Err(RequestError::BodyTimeout {
+            ms: timeout.as_millis(),
+        }
         .reject()),
     }
 }
@@ -163,14 +197,7 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                format!("cannot read body: {e}"),
-            )
-            .reject()
-        })?;
+        let mut chunk = chunk.map_err(|e| RequestError::BadBody(e.to_string()).reject())?;
         if buf.len() as u64 + chunk.remaining() as u64 > limit.bytes {
             return Err(too_large(limit));
         }
@@ -192,11 +219,9 @@ where
     match tokio::time::timeout(ctx.timeout, f).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(e.reject()),
-        Err(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!("request took longer than {} ms", ctx.timeout.as_millis()),
-        )
+        Err(_) => Err(RequestError::Timeout {
+            ms: ctx.timeout.as_millis(),
+        }
         .reject()),
     }
 }
@@ -388,20 +413,29 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(c())
         .and(role(&ctx, Role::Decide))
+        .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::stream())
-        .then(|ctx: Ctx, _c: Caller, stream| async move {
-            // Under the body timeout too: a stalled body must not hold the
-            // connection (nor the rollout step) forever.
-            let limit = Limit::new(ctx.max_body, "max_body_bytes");
-            let body = collect_body_within(stream, limit, ctx.body_timeout)
-                .await
-                .map_err(|r: Rejection| {
-                    r.find::<ApiError>()
-                        .map(|e| e.message.clone())
-                        .unwrap_or_else(|| "cannot read the request body".into())
-                });
-            integrations::argo(ctx.app.clone(), body, ctx.timeout).await
-        });
+        .then(
+            |ctx: Ctx, _c: Caller, ctype: Option<String>, stream| async move {
+                let body = match check_media_type(ctype.as_deref(), JSON) {
+                    // Unread: the connection closes after the answer.
+                    Err(e) => Err(e.to_string()),
+                    // Under the body timeout too: a stalled body must not hold
+                    // the connection (nor the rollout step) forever.
+                    Ok(()) => {
+                        let limit = Limit::new(ctx.max_body, "max_body_bytes");
+                        collect_body_within(stream, limit, ctx.body_timeout)
+                            .await
+                            .map_err(|r: Rejection| {
+                                r.find::<ApiError>()
+                                    .map(|e| e.message.clone())
+                                    .unwrap_or_else(|| "cannot read the request body".into())
+                            })
+                    }
+                };
+                integrations::argo(ctx.app.clone(), body, ctx.timeout).await
+            },
+        );
     // POST /v1/integrations/flagger/{gate}
     let flagger = v1
         .and(warp::path!("integrations" / "flagger" / String))
@@ -432,7 +466,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
 
     // Boxing each route erases warp's nested filter types: a long chain of
     // unboxed `or`s makes rustc's type checking take minutes.
-    let all: Vec<BoxedFilter<(Response,)>> = vec![
+    let api: Vec<BoxedFilter<(Response,)>> = vec![
         decide.boxed(),
         query.boxed(),
         get.boxed(),
@@ -452,14 +486,20 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         delete_freeze.boxed(),
         argo.boxed(),
         flagger.boxed(),
-        healthz.boxed(),
-        readyz.boxed(),
         metrics.boxed(),
     ];
-    let combined = all
+    let api = api
         .into_iter()
         .reduce(|a, b| a.or(b).unify().boxed())
         .expect("at least one route");
+    // The probes answer whatever the `Host` (see `exposure`), and first:
+    // they are asked most often and cheapest to answer.
+    let combined = healthz
+        .or(readyz)
+        .unify()
+        .or(exposure_guard(&ctx).and(api))
+        .unify()
+        .boxed();
     let recovered = combined.recover(errors::recover).unify().boxed();
     // Outside the recovery, so every answer (404s and 401s included) is
     // counted; the trace wrapper is outermost so the metrics callback runs
@@ -476,15 +516,13 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
 }
 
 /// Serve the API on an already-bound listener until `shutdown` resolves,
-/// then finish in-flight requests.
+/// then finish in-flight requests within the shutdown deadline (see
+/// [`listener`]); says what had to be cut.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: Ctx,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    warp::serve(routes(ctx))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    limits: listener::Limits,
+    shutdown: impl Future<Output = ()>,
+) -> listener::ShutdownReport {
+    listener::serve(listener, routes(ctx), limits, shutdown).await
 }

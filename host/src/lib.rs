@@ -18,7 +18,8 @@
 //!   Flagger cannot send, recorded in the decision's input.
 //! - [`store`]: the sled audit store: hash-chained decisions, group commit,
 //!   registry persistence (the only module that touches sled).
-//! - [`http`]: the warp HTTP API (the only module that touches warp).
+//! - [`http`]: the warp HTTP API and its accept loop (the only module that
+//!   touches warp and hyper).
 //! - [`telemetry`]: OpenTelemetry traces and metrics, OTLP export, the
 //!   Prometheus text for `/metrics`, log setup (the only module that
 //!   touches the OpenTelemetry SDK).

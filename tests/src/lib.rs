@@ -44,6 +44,9 @@ pub struct Options {
     /// Keep the server's stderr (its logs) for [`Server::stderr_lines`]
     /// instead of passing it through.
     pub capture_stderr: bool,
+    /// Start the server with this open-files limit (soft and hard, so it
+    /// cannot raise it), through the shell's `ulimit -n`.
+    pub open_files: Option<u64>,
 }
 
 /// A running `verdict serve` child process.
@@ -72,7 +75,17 @@ impl Server {
             }
         };
         std::fs::create_dir_all(&data_dir).unwrap();
-        let mut cmd = Command::new(binary());
+        let mut cmd = match opts.open_files {
+            None => Command::new(binary()),
+            Some(n) => {
+                // `exec` keeps the pid, so signals reach the server.
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                c
+            }
+        };
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .env_remove("VERDICT_CONFIG")
@@ -347,6 +360,37 @@ pub fn raw(base: &str, head: &str, body: &[u8]) -> (u16, Value) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in answer to `{head}`: {text:?}"));
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if headers
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, value)
+}
+
+/// Write `request` (bytes exactly as given: no `Host` added) over a fresh
+/// TCP connection, read until the server closes it (or 60 s), and return
+/// the status and the body (JSON if it parses, else a string).
+pub fn exchange_exact(base: &str, request: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    // The server may answer (and close) before reading a body it refuses.
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in answer: {text:?}"));
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let body = if headers
         .to_ascii_lowercase()

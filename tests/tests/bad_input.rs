@@ -463,10 +463,10 @@ fn chunked_bodies_count_against_the_cap() {
     still_decides(&s, 1);
 }
 
-/// A server whose request timeout (and so body timeout) is 3 s.
+/// A server whose request and body timeouts are 3 s.
 fn impatient_server() -> Server {
     Server::start_with(Options {
-        config: Some("request_timeout_ms = 3000\n".into()),
+        config: Some("request_timeout_ms = 3000\nbody_timeout_ms = 3000\n".into()),
         ..Options::default()
     })
 }
@@ -477,7 +477,12 @@ fn a_stalled_body_is_408_on_every_route_that_reads_one() {
     // Each client declares 1000 bytes, sends 100 and stalls (the connection
     // stays open). All at once: each waits out the same 3 s.
     let stall = |head: &str| {
-        let head = format!("{head}\r\nContent-Type: application/json\r\nContent-Length: 1000");
+        let ctype = if head.contains("/v1/policies/") {
+            "application/wasm"
+        } else {
+            "application/json"
+        };
+        let head = format!("{head}\r\nContent-Type: {ctype}\r\nContent-Length: 1000");
         exchange(&s.base, &head, &[b' '; 100])
     };
     let routes = [
@@ -790,7 +795,8 @@ fn names_with_path_tricks_are_refused_and_nothing_escapes_the_data_dir() {
         "sp%20ace",
     ] {
         for (method, body) in [("PUT", &wasm[..]), ("GET", &[][..]), ("DELETE", &[][..])] {
-            let head = format!("{method} /v1/policies/{name} HTTP/1.1");
+            let head =
+                format!("{method} /v1/policies/{name} HTTP/1.1\r\nContent-Type: application/wasm");
             let answer = raw(&s.base, &head, body);
             if method == "PUT" {
                 assert_error(&answer, 400, "invalid_name");
@@ -804,7 +810,7 @@ fn names_with_path_tricks_are_refused_and_nothing_escapes_the_data_dir() {
         let binding = json!({"policy": "thresholds"}).to_string();
         let answer = raw(
             &s.base,
-            &format!("PUT /v1/bindings/{name} HTTP/1.1"),
+            &format!("PUT /v1/bindings/{name} HTTP/1.1\r\nContent-Type: application/json"),
             binding.as_bytes(),
         );
         assert_error(&answer, 400, "invalid_name");
@@ -816,7 +822,11 @@ fn names_with_path_tricks_are_refused_and_nothing_escapes_the_data_dir() {
         "/v1/policies//etc/passwd",
         "/v1/bindings/../../x",
     ] {
-        let (st, body) = raw(&s.base, &format!("PUT {path} HTTP/1.1"), &wasm);
+        let (st, body) = raw(
+            &s.base,
+            &format!("PUT {path} HTTP/1.1\r\nContent-Type: application/wasm"),
+            &wasm,
+        );
         assert!((400..500).contains(&st), "PUT {path}: {st} {body}");
         assert!(body["error"]["code"].is_string(), "PUT {path}: {body}");
     }

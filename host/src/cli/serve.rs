@@ -1,5 +1,6 @@
 //! `verdict serve`: open the data dir, restore the active set, serve HTTP
-//! until SIGTERM/SIGINT, finish in-flight requests, flush, exit.
+//! until SIGTERM/SIGINT, finish in-flight requests (within
+//! `shutdown_timeout_ms`), flush, exit.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::http::listener::{self, Limits};
 use crate::http::{self, Ctx};
 use crate::service::App;
 use crate::telemetry::{self, LogFormat};
@@ -52,6 +54,11 @@ impl ServeArgs {
 /// How long shutdown waits for telemetry to reach the collector.
 const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
 
+/// How long the exit waits for blocking work still running (an evaluation
+/// whose request was cut at the shutdown deadline ends at its own
+/// deadline; the store is closed before this).
+const BLOCKING_GRACE: Duration = Duration::from_secs(10);
+
 pub fn log_format(s: &str) -> anyhow::Result<LogFormat> {
     match s {
         "text" => Ok(LogFormat::Text),
@@ -68,13 +75,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        runtime.block_on(serve(config))
+        let result = runtime.block_on(serve(config));
+        runtime.shutdown_timeout(BLOCKING_GRACE);
+        result
     })();
     telemetry.shutdown(TELEMETRY_FLUSH);
     result
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut limits = Limits::new(&config);
+    match listener::raise_open_files_limit() {
+        Ok(files) => {
+            if files.now > files.was {
+                tracing::info!(
+                    "raised the open-files limit from {} to {}",
+                    files.was,
+                    files.now
+                );
+            }
+            if limits.fit_open_files(files.now) {
+                tracing::warn!(
+                    "`max_connections` lowered to {} to fit the open-files limit of {}",
+                    limits.max_connections,
+                    files.now
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot read or raise the open-files limit: {e}"),
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
@@ -109,7 +138,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ),
         }
     };
-    http::serve(listener, Ctx::new(app.clone(), &config), shutdown).await;
+    let report = http::serve(listener, Ctx::new(app.clone(), &config), limits, shutdown).await;
+    if report.cut_heads > 0 {
+        tracing::info!(
+            "closed {} connection(s) with a half-sent request head",
+            report.cut_heads
+        );
+    }
+    if report.cut_requests > 0 {
+        tracing::warn!(
+            "shutdown deadline of {} ms passed: cut {} connection(s) with a request in progress",
+            limits.shutdown_timeout.as_millis(),
+            report.cut_requests
+        );
+    }
     if let Some(reason) = app.store_failure() {
         anyhow::bail!("the store failed ({reason}); restart verdict to reopen it");
     }

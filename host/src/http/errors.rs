@@ -39,6 +39,71 @@ impl ApiError {
     }
 }
 
+/// A request refused by the HTTP layer itself, before (or instead of) a
+/// handler: how it was sent, not what it asks for.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("request body larger than {limit} bytes (the server's `{setting}`)")]
+    TooLarge { limit: u64, setting: &'static str },
+    #[error("request body not received within {ms} ms")]
+    BodyTimeout { ms: u128 },
+    #[error("cannot read body: {0}")]
+    BadBody(String),
+    #[error("request took longer than {ms} ms")]
+    Timeout { ms: u128 },
+    #[error("this route takes `Content-Type: {expected}`, and the request has no `Content-Type`")]
+    NoMediaType { expected: &'static str },
+    #[error("this route takes `Content-Type: {expected}`, not `{got}`")]
+    WrongMediaType { expected: &'static str, got: String },
+    #[error(
+        "without tokens this server answers only requests addressed to loopback \
+         (`Host` localhost, 127.0.0.1 or [::1]), not `{0}`; configure tokens to serve other names"
+    )]
+    ForeignHost(String),
+    #[error("without tokens this server answers only requests addressed to loopback, and this one has no `Host`")]
+    NoHost,
+    #[error(
+        "without tokens this server refuses requests from web pages of other origins: \
+         `Origin` `{0}` is not loopback"
+    )]
+    ForeignOrigin(String),
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> ApiError {
+        use RequestError as R;
+        use StatusCode as S;
+        let (status, code) = match &e {
+            R::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large"),
+            R::BodyTimeout { .. } => (S::REQUEST_TIMEOUT, "body_timeout"),
+            R::BadBody(_) => (S::BAD_REQUEST, "bad_body"),
+            R::Timeout { .. } => (S::SERVICE_UNAVAILABLE, "timeout"),
+            R::NoMediaType { .. } | R::WrongMediaType { .. } => {
+                (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            R::ForeignHost(_) | R::NoHost => (S::MISDIRECTED_REQUEST, "misdirected"),
+            R::ForeignOrigin(_) => (S::FORBIDDEN, "foreign_origin"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl RequestError {
+    pub fn reject(self) -> Rejection {
+        ApiError::from(self).reject()
+    }
+}
+
+/// Client input shown in a message: at most 200 characters, control
+/// characters escaped (a header can carry anything but CR and LF).
+pub fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(200).flat_map(char::escape_debug).collect();
+    if s.chars().nth(200).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> ApiError {
         use StatusCode as S;
