@@ -45,6 +45,10 @@ pub enum Role {
     Admin,
 }
 
+/// Each evaluation slot reserves pool address space (GiBs per memory): a
+/// bound far above any core count, far below what the address space holds.
+pub const MAX_CONCURRENT_EVALUATIONS: u32 = 1024;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -64,6 +68,12 @@ pub struct Config {
     /// Flush the store before acknowledging a decision. Only turn off to
     /// measure what durability costs.
     pub flush: bool,
+    /// Policy evaluations that run at once; the rest queue, each for at most
+    /// its request's `request_timeout_ms` (then 503 `overloaded`). Default:
+    /// the number of cores, so a policy's wall-clock deadline measures its
+    /// own work rather than CPU queueing. One policy may hold at most half
+    /// of them (at least one).
+    pub max_concurrent_evaluations: Option<u32>,
     /// Where pulled metrics come from (`[[metric_sources]]`).
     pub metric_sources: Vec<SourceConfig>,
     /// What to pull for which deployments (`[[metric_queries]]`).
@@ -81,6 +91,7 @@ impl Default for Config {
             max_policy_bytes: 16 << 20,
             request_timeout_ms: 30_000,
             flush: true,
+            max_concurrent_evaluations: None,
             metric_sources: Vec::new(),
             metric_queries: Vec::new(),
         }
@@ -165,6 +176,14 @@ impl Config {
                     .into(),
             ));
         }
+        if let Some(n) = self.max_concurrent_evaluations {
+            if n == 0 || n > MAX_CONCURRENT_EVALUATIONS {
+                return Err(ConfigError::Invalid(format!(
+                    "`max_concurrent_evaluations` must be between 1 and \
+                     {MAX_CONCURRENT_EVALUATIONS}, got {n}"
+                )));
+            }
+        }
         crate::source::validate(&self.metric_sources, &self.metric_queries)
             .map_err(ConfigError::Invalid)
     }
@@ -196,6 +215,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("64 hex digits"));
+    }
+
+    #[test]
+    fn concurrent_evaluations_are_bounded() {
+        let mut c = Config::default();
+        c.max_concurrent_evaluations = Some(0);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`max_concurrent_evaluations`"), "{err}");
+        c.max_concurrent_evaluations = Some(MAX_CONCURRENT_EVALUATIONS + 1);
+        assert!(c.validate().is_err());
+        c.max_concurrent_evaluations = Some(4);
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -10,15 +10,20 @@
 pub mod cache;
 pub mod combine;
 pub mod sandbox;
+mod slots;
 mod wit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use jiff::Timestamp;
 
 pub use cache::ArtifactCache;
-pub use sandbox::{digest_of, CompiledPolicy, Runtime, SandboxError};
+pub use sandbox::{
+    default_concurrency, digest_of, CompiledPolicy, HostError, Runtime, RuntimeOptions,
+    SandboxError,
+};
 
 use crate::domain::{
     Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult, Reason,
@@ -62,6 +67,10 @@ pub enum EngineError {
     InvalidBinding(String, String),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The host could not run a policy (overloaded, pool exhausted): never
+    /// the policy's fault, so it aborts the decision instead of voting.
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
 /// A binding with its policy resolved and settings serialized once.
@@ -198,8 +207,15 @@ pub fn valid_name(name: &str) -> bool {
 
 impl Engine {
     pub fn new(cache: Option<ArtifactCache>) -> Result<Engine, EngineError> {
+        Engine::with_options(cache, RuntimeOptions::default())
+    }
+
+    pub fn with_options(
+        cache: Option<ArtifactCache>,
+        options: RuntimeOptions,
+    ) -> Result<Engine, EngineError> {
         Ok(Engine {
-            runtime: Runtime::new()?,
+            runtime: Runtime::with_options(options)?,
             cache,
             active: RwLock::new(Arc::new(ActiveSet::default())),
             write: Mutex::new(()),
@@ -233,9 +249,13 @@ impl Engine {
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<CompiledPolicy, EngineError> {
         self.runtime
             .load(bytes, self.cache.as_ref())
-            .map_err(|cause| EngineError::Rejected {
-                name: name.to_string(),
-                cause,
+            .map_err(|cause| match cause {
+                // The host failed, not the component: not a rejection.
+                SandboxError::Host(e) => EngineError::Host(e),
+                cause => EngineError::Rejected {
+                    name: name.to_string(),
+                    cause,
+                },
             })
     }
 
@@ -262,7 +282,7 @@ impl Engine {
         let set = self.snapshot();
         for b in set.bindings.values().filter(|b| b.binding.policy == name) {
             self.runtime
-                .validate_settings(compiled, &b.settings_json, &b.binding.limits)
+                .validate_settings(compiled, &b.settings_json, &b.binding.limits)?
                 .map_err(|message| EngineError::InvalidSettings {
                     binding: b.name.clone(),
                     policy: format!("{name}@{}", compiled.digest),
@@ -368,7 +388,7 @@ impl Engine {
         }
         let policy = self.snapshot().resolve(&binding.policy)?;
         self.runtime
-            .validate_settings(&policy, &binding.settings.to_string(), &binding.limits)
+            .validate_settings(&policy, &binding.settings.to_string(), &binding.limits)?
             .map_err(|message| EngineError::InvalidSettings {
                 binding: name.to_string(),
                 policy: binding.policy.clone(),
@@ -415,10 +435,22 @@ impl Engine {
 
     /// Decide `req` against the current active set. Blocking (runs Wasm):
     /// call it from a blocking thread, never on the async reactor.
-    pub fn evaluate(&self, req: DecisionRequest, now: Timestamp) -> Evaluation {
+    pub fn evaluate(&self, req: DecisionRequest, now: Timestamp) -> Result<Evaluation, HostError> {
+        self.evaluate_until(req, now, self.runtime.default_deadline())
+    }
+
+    /// [`Engine::evaluate`] for a caller that must be answered by
+    /// `deadline`: a policy that cannot get a slot in time for its own
+    /// deadline to end by then fails the decision as overloaded.
+    pub fn evaluate_until(
+        &self,
+        req: DecisionRequest,
+        now: Timestamp,
+        deadline: Instant,
+    ) -> Result<Evaluation, HostError> {
         let set = self.snapshot();
         let bindings = Self::matching(&set, &req);
-        self.evaluate_with(&set, &bindings, req, now, true)
+        self.evaluate_under(&set, &bindings, req, now, Freezes::Active, deadline)
     }
 
     /// Evaluate `req` against the given bindings. `apply_freezes` is false for
@@ -430,16 +462,20 @@ impl Engine {
         req: DecisionRequest,
         now: Timestamp,
         apply_freezes: bool,
-    ) -> Evaluation {
+    ) -> Result<Evaluation, HostError> {
         let freezes = if apply_freezes {
             Freezes::Active
         } else {
             Freezes::Ignore
         };
-        self.evaluate_under(set, bindings, req, now, freezes)
+        let deadline = self.runtime.default_deadline();
+        self.evaluate_under(set, bindings, req, now, freezes, deadline)
     }
 
-    /// Evaluate `req` against the given bindings, under the given freezes.
+    /// Evaluate `req` against the given bindings, under the given freezes,
+    /// for a caller that must be answered by `deadline`. A host failure
+    /// (see [`HostError`]) aborts the whole evaluation: a decision made
+    /// without one of its policies would be a different decision.
     pub fn evaluate_under(
         &self,
         set: &ActiveSet,
@@ -447,7 +483,8 @@ impl Engine {
         mut req: DecisionRequest,
         now: Timestamp,
         freezes: Freezes<'_>,
-    ) -> Evaluation {
+        deadline: Instant,
+    ) -> Result<Evaluation, HostError> {
         let at = *req.time.get_or_insert(now);
         // Manual freezes are operator actions in real time: the server's
         // clock decides whether one is active, not the request's `time`.
@@ -460,23 +497,21 @@ impl Engine {
             Freezes::Ignore | Freezes::Recorded { .. } => Vec::new(),
         };
         let mut input = wit::input(&req, at.as_millisecond(), String::new());
-        let policies: Vec<PolicyResult> = bindings
-            .iter()
-            .map(|b| {
-                input.settings.clone_from(&b.settings_json);
-                let info = &b.policy.info;
-                let span = telemetry::policy_span(
-                    &b.name,
-                    &info.name,
-                    &info.version,
-                    &b.policy.digest,
-                    b.binding.mode,
-                );
-                let result = span.in_scope(|| self.run_binding(b, &input));
-                telemetry::policy_evaluated(&span, &result);
-                result
-            })
-            .collect();
+        let mut policies = Vec::with_capacity(bindings.len());
+        for b in bindings {
+            input.settings.clone_from(&b.settings_json);
+            let info = &b.policy.info;
+            let span = telemetry::policy_span(
+                &b.name,
+                &info.name,
+                &info.version,
+                &b.policy.digest,
+                b.binding.mode,
+            );
+            let result = span.in_scope(|| self.run_binding(b, &input, deadline))?;
+            telemetry::policy_evaluated(&span, &result);
+            policies.push(result);
+        }
         let (mut verdict, mut reasons, freeze_ids) = match freezes {
             Freezes::Recorded { ids, reasons } if !ids.is_empty() => {
                 let (verdict, reasons) = combine::recorded_freeze(ids, reasons);
@@ -492,17 +527,24 @@ impl Engine {
             }
         };
         combine::missing_evidence(&req.metrics, &mut verdict, &mut reasons);
-        Evaluation {
+        Ok(Evaluation {
             verdict,
             reasons,
             policies,
             request: req,
             freezes: freeze_ids,
-        }
+        })
     }
 
-    fn run_binding(&self, b: &ActiveBinding, input: &wit::t::Input) -> PolicyResult {
-        let run = self.runtime.evaluate(&b.policy, input, &b.binding.limits);
+    fn run_binding(
+        &self,
+        b: &ActiveBinding,
+        input: &wit::t::Input,
+        deadline: Instant,
+    ) -> Result<PolicyResult, HostError> {
+        let run = self
+            .runtime
+            .evaluate(&b.policy, input, &b.binding.limits, deadline)?;
         let mut result = PolicyResult {
             binding: b.name.clone(),
             name: b.policy.info.name.clone(),
@@ -542,7 +584,7 @@ impl Engine {
                 result.error = Some(failure);
             }
         }
-        result
+        Ok(result)
     }
 
     /// Bindings of the current set that apply to `req`'s deployment.

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,9 @@ use crate::domain::{
     Binding, Decision, DecisionRequest, Evaluation, Freeze, PolicyMeta, PolicyResult, Selector,
     Verdict,
 };
-use crate::engine::{ActiveBinding, ArtifactCache, Engine, EngineError, Freezes};
+use crate::engine::{
+    default_concurrency, ActiveBinding, ArtifactCache, Engine, EngineError, Freezes, RuntimeOptions,
+};
 use crate::source::Sources;
 use crate::store::{Appended, Page, Query, Store, StoreError, VerifyReport};
 use crate::telemetry;
@@ -83,6 +86,9 @@ pub struct App {
     sources: Arc<Sources>,
     ready: AtomicBool,
     freeze_counter: AtomicU64,
+    /// The request timeout: how long a decision may wait for evaluation
+    /// slots before it is refused as overloaded.
+    request_timeout: Duration,
 }
 
 impl App {
@@ -97,7 +103,14 @@ impl App {
         )?;
         let cache = ArtifactCache::open(&config.data_dir.join("cache"))
             .map_err(|e| ServiceError::Internal(format!("cannot open the artifact cache: {e}")))?;
-        let engine = Arc::new(Engine::new(Some(cache))?);
+        let request_timeout = Duration::from_millis(config.request_timeout_ms);
+        let options = RuntimeOptions {
+            max_concurrent: config
+                .max_concurrent_evaluations
+                .unwrap_or_else(default_concurrency),
+            queue_timeout: request_timeout,
+        };
+        let engine = Arc::new(Engine::with_options(Some(cache), options)?);
         let sources = Sources::new(&config.metric_sources, &config.metric_queries)
             .map_err(ServiceError::InvalidRequest)?;
         let app = App {
@@ -106,6 +119,7 @@ impl App {
             sources: Arc::new(sources),
             ready: AtomicBool::new(false),
             freeze_counter: AtomicU64::new(0),
+            request_timeout,
         };
         app.restore(config.builtin_policies)?;
         app.ready.store(true, Ordering::Release);
@@ -203,15 +217,18 @@ impl App {
         }
         let engine = self.engine.clone();
         let sources = self.sources.clone();
+        // The request's own deadline bounds its wait for evaluation slots.
+        let deadline = Instant::now() + self.request_timeout;
         let eval = blocking("evaluation", move || {
             let mut req = req;
             let now = Timestamp::now();
             // Fixed before pulling: the pulled ranges end at the decision time.
             req.time.get_or_insert(now);
             sources.pull(&mut req);
-            engine.evaluate(req, now)
+            engine.evaluate_until(req, now, deadline)
         })
-        .await?;
+        .await?
+        .map_err(EngineError::from)?;
         match self.store.append(eval).await? {
             Appended::New(d) => Ok((d, true)),
             Appended::Existing(d) => Ok((d, false)),
@@ -288,6 +305,7 @@ impl App {
         let at = original.request.time.unwrap_or(original.decided_at);
         let as_recorded = how.as_recorded;
         let (freeze_ids, recorded_reasons) = (original.freezes.clone(), original.reasons.clone());
+        let deadline = Instant::now() + self.request_timeout;
         let replayed = blocking("replay", move || {
             let refs: Vec<&ActiveBinding> = bindings.iter().collect();
             // As recorded, a manual freeze the decision was made under is
@@ -302,9 +320,10 @@ impl App {
             } else {
                 Freezes::Ignore
             };
-            engine.evaluate_under(&set, &refs, request, at, freezes)
+            engine.evaluate_under(&set, &refs, request, at, freezes, deadline)
         })
-        .await?;
+        .await?
+        .map_err(EngineError::from)?;
         let diff = diff(&original.policies, &replayed.policies);
         Ok(ReplayReport {
             decision_id: original.id.clone(),
