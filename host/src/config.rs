@@ -219,8 +219,10 @@ mod tests {
 
     #[test]
     fn concurrent_evaluations_are_bounded() {
-        let mut c = Config::default();
-        c.max_concurrent_evaluations = Some(0);
+        let mut c = Config {
+            max_concurrent_evaluations: Some(0),
+            ..Config::default()
+        };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("`max_concurrent_evaluations`"), "{err}");
         c.max_concurrent_evaluations = Some(MAX_CONCURRENT_EVALUATIONS + 1);

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use jiff::Timestamp;
 
-pub use cache::ArtifactCache;
+pub use cache::{ArtifactCache, CacheKey};
 pub use sandbox::{
     default_concurrency, digest_of, CompiledPolicy, HostError, Runtime, RuntimeOptions,
     SandboxError,

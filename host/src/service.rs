@@ -18,7 +18,8 @@ use crate::domain::{
     Verdict,
 };
 use crate::engine::{
-    default_concurrency, ActiveBinding, ArtifactCache, Engine, EngineError, Freezes, RuntimeOptions,
+    default_concurrency, ActiveBinding, ArtifactCache, CacheKey, Engine, EngineError, Freezes,
+    RuntimeOptions,
 };
 use crate::source::Sources;
 use crate::store::{Appended, Page, Query, Store, StoreError, VerifyReport};
@@ -101,8 +102,12 @@ impl App {
                 flush_each_batch: config.flush,
             },
         )?;
-        let cache = ArtifactCache::open(&config.data_dir.join("cache"))
-            .map_err(|e| ServiceError::Internal(format!("cannot open the artifact cache: {e}")))?;
+        // The key stays beside the store, outside the cache directory:
+        // whoever can write cache files still cannot forge an entry.
+        let key = CacheKey::load_or_create(&config.data_dir.join("artifact.key"))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let cache = ArtifactCache::open(&config.data_dir.join("cache"), key)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let request_timeout = Duration::from_millis(config.request_timeout_ms);
         let options = RuntimeOptions {
             max_concurrent: config

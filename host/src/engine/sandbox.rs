@@ -401,10 +401,12 @@ impl Runtime {
     ) -> Result<Component, SandboxError> {
         let tag = self.compatibility_tag();
         if let Some(artifact) = cache.and_then(|c| c.get(digest, tag)) {
-            // SAFETY: the cache only holds bytes this engine configuration
-            // serialized (keyed by digest and compatibility tag, inside our
-            // own data dir); wasmtime still checks the header and version
-            // and fails cleanly on a mismatch, in which case we recompile.
+            // SAFETY: deserializing maps the artifact as native code. The
+            // cache returns only bytes whose HMAC, under the data dir's
+            // secret key, proves this server serialized them for this
+            // digest and this engine configuration; wasmtime still checks
+            // the header and version and fails cleanly on a mismatch, in
+            // which case we recompile.
             if let Ok(c) = unsafe { Component::deserialize(&self.engine, &artifact) } {
                 return Ok(c);
             }
