@@ -49,6 +49,9 @@ pub enum Role {
 /// bound far above any core count, far below what the address space holds.
 pub const MAX_CONCURRENT_EVALUATIONS: u32 = 1024;
 
+/// Below this a compile cannot even set up its engine.
+pub const MIN_COMPILE_MEMORY_BYTES: u64 = 1 << 20;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -74,6 +77,13 @@ pub struct Config {
     /// own work rather than CPU queueing. One policy may hold at most half
     /// of them (at least one).
     pub max_concurrent_evaluations: Option<u32>,
+    /// Memory one policy compile may use, in bytes. `verdict serve` compiles
+    /// each component in a child process limited to this much address space
+    /// beyond its own start-up mappings; over it the upload is refused (422).
+    pub compile_memory_bytes: u64,
+    /// Wall-clock time one policy compile may take (also its CPU limit);
+    /// over it the upload is refused (422).
+    pub compile_timeout_ms: u64,
     /// Where pulled metrics come from (`[[metric_sources]]`).
     pub metric_sources: Vec<SourceConfig>,
     /// What to pull for which deployments (`[[metric_queries]]`).
@@ -92,6 +102,8 @@ impl Default for Config {
             request_timeout_ms: 30_000,
             flush: true,
             max_concurrent_evaluations: None,
+            compile_memory_bytes: 512 << 20,
+            compile_timeout_ms: 20_000,
             metric_sources: Vec::new(),
             metric_queries: Vec::new(),
         }
@@ -176,6 +188,12 @@ impl Config {
                     .into(),
             ));
         }
+        if self.compile_memory_bytes < MIN_COMPILE_MEMORY_BYTES || self.compile_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "`compile_memory_bytes` must be at least {MIN_COMPILE_MEMORY_BYTES} and \
+                 `compile_timeout_ms` positive"
+            )));
+        }
         if let Some(n) = self.max_concurrent_evaluations {
             if n == 0 || n > MAX_CONCURRENT_EVALUATIONS {
                 return Err(ConfigError::Invalid(format!(
@@ -215,6 +233,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("64 hex digits"));
+    }
+
+    #[test]
+    fn compile_limits_must_leave_room_to_compile() {
+        let c = Config {
+            compile_memory_bytes: 4096,
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`compile_memory_bytes`"), "{err}");
+        let c = Config {
+            compile_timeout_ms: 0,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
     }
 
     #[test]

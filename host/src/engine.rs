@@ -12,6 +12,7 @@ pub mod combine;
 pub mod sandbox;
 mod slots;
 mod wit;
+mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,9 +22,10 @@ use jiff::Timestamp;
 
 pub use cache::{ArtifactCache, CacheKey};
 pub use sandbox::{
-    default_concurrency, digest_of, CompiledPolicy, HostError, Runtime, RuntimeOptions,
+    default_concurrency, digest_of, CompiledPolicy, Compiler, HostError, Runtime, RuntimeOptions,
     SandboxError,
 };
+pub use worker::{main as compile_worker_main, WorkerLimits, SUBCOMMAND as COMPILE_WORKER};
 
 use crate::domain::{
     Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult, Reason,

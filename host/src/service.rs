@@ -18,8 +18,8 @@ use crate::domain::{
     Verdict,
 };
 use crate::engine::{
-    default_concurrency, ActiveBinding, ArtifactCache, CacheKey, Engine, EngineError, Freezes,
-    RuntimeOptions,
+    default_concurrency, ActiveBinding, ArtifactCache, CacheKey, Compiler, Engine, EngineError,
+    Freezes, RuntimeOptions,
 };
 use crate::source::Sources;
 use crate::store::{Appended, Page, Query, Store, StoreError, VerifyReport};
@@ -95,7 +95,14 @@ pub struct App {
 impl App {
     /// Open the store under `config.data_dir`, restore the registry,
     /// bindings and freezes it holds, and install the built-ins on first start.
+    /// Components are compiled in this process, without limits: for
+    /// trusted callers (tests). The server uses [`App::open_with`].
     pub fn open(config: &Config) -> Result<App, ServiceError> {
+        App::open_with(config, Compiler::InProcess)
+    }
+
+    /// [`App::open`], compiling components with `compiler`.
+    pub fn open_with(config: &Config, compiler: Compiler) -> Result<App, ServiceError> {
         let store = Store::open_with(
             &config.data_dir.join("store"),
             crate::store::Options {
@@ -114,6 +121,7 @@ impl App {
                 .max_concurrent_evaluations
                 .unwrap_or_else(default_concurrency),
             queue_timeout: request_timeout,
+            compiler,
         };
         let engine = Arc::new(Engine::with_options(Some(cache), options)?);
         let sources = Sources::new(&config.metric_sources, &config.metric_queries)

@@ -1,5 +1,7 @@
 //! A policy runs as itself and nothing else: a pin names a version of its
 //! own policy, and a compiled artifact swapped in the cache is never loaded.
+//! An upload cannot make the server compile without bounds, and only
+//! accepted components reach the artifact cache.
 
 use serde_json::{json, Value};
 use verdict_e2e::{assert_error, failing_request, policy_result, Options, Server};
@@ -175,4 +177,88 @@ fn swapped_cache_artifacts_are_never_loaded_as_the_other_policy() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+fn test_wasm(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../policies/dist/test/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn put_policy(s: &Server, name: &str, bytes: &[u8]) -> (u16, Value) {
+    s.call_with(
+        "PUT",
+        &format!("/v1/policies/{name}"),
+        Some(bytes),
+        None,
+        "application/wasm",
+    )
+}
+
+fn cached_files(s: &Server) -> Vec<String> {
+    std::fs::read_dir(s.data_dir.join("cache"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_compile_over_its_limits_is_refused_and_the_server_lives_on() {
+    // The defaults accept a normal component (and the built-ins, compiled
+    // the same way at first start).
+    let s = Server::start();
+    let (st, body) = put_policy(&s, "misbehave", &test_wasm("misbehave"));
+    assert_eq!(st, 201, "{body}");
+    drop(s);
+
+    for (config, why) in [
+        (
+            "compile_memory_bytes = 2097152",
+            "needed more than 2 MiB of memory",
+        ),
+        ("compile_timeout_ms = 1", "took longer than 1 ms"),
+    ] {
+        let s = Server::start_with(Options {
+            config: Some(format!("builtin_policies = false\n{config}\n")),
+            ..Options::default()
+        });
+        let answer = put_policy(&s, "misbehave", &test_wasm("misbehave"));
+        let message = assert_error(&answer, 422, "invalid_policy");
+        assert!(
+            message.contains("component too expensive to compile") && message.contains(why),
+            "{config}: {message}"
+        );
+        // Refused, not registered, not cached; the server still answers.
+        assert_eq!(s.call("GET", "/v1/policies/misbehave", None).0, 404);
+        assert!(cached_files(&s).is_empty(), "{:?}", cached_files(&s));
+        assert_eq!(s.call("GET", "/healthz", None).0, 200);
+    }
+}
+
+#[test]
+fn only_accepted_components_are_cached() {
+    let s = Server::start_with(Options {
+        config: Some("builtin_policies = false\n".into()),
+        ..Options::default()
+    });
+    // Compiles, but its `describe` loops: rejected, so nothing is cached.
+    let answer = put_policy(&s, "loops", &test_wasm("describe-loop"));
+    assert_error(&answer, 422, "invalid_policy");
+    assert!(cached_files(&s).is_empty(), "{:?}", cached_files(&s));
+    // An accepted one is.
+    let (st, body) = put_policy(&s, "misbehave", &test_wasm("misbehave"));
+    assert_eq!(st, 201, "{body}");
+    let hex = body["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let files = cached_files(&s);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with(&hex), "{files:?}");
 }

@@ -13,7 +13,7 @@
 //! would be recorded as the policy's vote.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -23,6 +23,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::cache::ArtifactCache;
 use super::slots::Slots;
 use super::wit::{self, t, Level, Policy, PolicyPre};
+use super::worker::{self, WorkerLimits};
 use crate::domain::{FailureKind, Limits, PolicyFailure, PolicyInfo, PolicyMeta};
 
 /// How often the epoch advances: the granularity of wall-clock deadlines.
@@ -54,6 +55,8 @@ pub enum SandboxError {
     NotComponent(String),
     #[error("component failed to compile: {0}")]
     Compile(String),
+    #[error("component too expensive to compile: {0}")]
+    TooExpensive(String),
     #[error("component does not implement the `verdict:policy` world: {0}")]
     World(String),
     #[error("`describe` failed: {0}")]
@@ -87,6 +90,8 @@ pub struct RuntimeOptions {
     /// How long a call without a caller's deadline (`describe` at upload,
     /// `validate-settings`) may wait for a slot.
     pub queue_timeout: Duration,
+    /// Where components are compiled.
+    pub compiler: Compiler,
 }
 
 impl Default for RuntimeOptions {
@@ -94,6 +99,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             max_concurrent: default_concurrency(),
             queue_timeout: Duration::from_secs(30),
+            compiler: Compiler::InProcess,
         }
     }
 }
@@ -103,6 +109,17 @@ pub fn default_concurrency() -> u32 {
     std::thread::available_parallelism()
         .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
         .unwrap_or(1)
+}
+
+/// Where components are compiled.
+#[derive(Debug, Clone)]
+pub enum Compiler {
+    /// In this process, without memory or time limits: for input the
+    /// caller trusts (the fixture runner, library tests).
+    InProcess,
+    /// In a child process under memory, CPU and wall-clock limits: for
+    /// uploads (the server).
+    Worker(WorkerLimits),
 }
 
 /// Per-store host state: the limiter and the policy's log.
@@ -171,6 +188,10 @@ pub struct Runtime {
     linker: Linker<HostState>,
     slots: Slots,
     queue_timeout: Duration,
+    compiler: Compiler,
+    /// One compile at a time: compiling is the most expensive thing an
+    /// upload can ask for, and uploads are rare.
+    compiling: Mutex<()>,
     /// This engine's compiled-code format tag, computed once: it keys the
     /// artifact cache on every compile.
     tag: String,
@@ -239,7 +260,8 @@ pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// The engine settings compiled code depends on.
+/// The engine settings compiled code depends on. The compile worker builds
+/// its engine from these too, so its artifacts load in the server's engine.
 fn code_config() -> Config {
     let mut config = Config::new();
     config
@@ -270,6 +292,20 @@ fn pool_config(slots: u32) -> PoolingAllocationConfig {
         .table_elements(MAX_TABLE_ELEMENTS)
         .decommit_batch_size(DECOMMIT_BATCH as usize);
     pool
+}
+
+/// Compile `bytes` with the server's code settings and serialize the
+/// result: the compile worker's job (see `worker.rs`).
+pub(super) fn compile_to_artifact(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut config = code_config();
+    // One thread: the worker's memory limit then bounds one compile, and
+    // its CPU limit is its wall-clock time.
+    config.parallel_compilation(false);
+    let engine = Engine::new(&config).map_err(|e| format!("engine set-up failed: {e:#}"))?;
+    let component = Component::new(&engine, bytes).map_err(|e| format!("{e:#}"))?;
+    component
+        .serialize()
+        .map_err(|e| format!("cannot serialize: {e:#}"))
 }
 
 impl Runtime {
@@ -315,6 +351,8 @@ impl Runtime {
             linker,
             slots: Slots::new(slots),
             queue_timeout: options.queue_timeout,
+            compiler: options.compiler,
+            compiling: Mutex::new(()),
             stop_ticker,
         })
     }
@@ -335,7 +373,8 @@ impl Runtime {
         Instant::now() + self.queue_timeout
     }
 
-    /// Validate, compile and describe a component.
+    /// Validate, compile and describe a component. Only a component that
+    /// passes every check reaches the artifact cache.
     pub fn load(
         &self,
         bytes: &[u8],
@@ -354,7 +393,14 @@ impl Runtime {
             ));
         }
         let digest = digest_of(bytes);
-        let component = self.compile(&digest, bytes, cache)?;
+        let tag = self.compatibility_tag();
+        let (component, fresh) = match self.cached(&digest, cache) {
+            Some(component) => (component, None),
+            None => {
+                let (component, artifact) = self.compile(bytes, cache.is_some())?;
+                (component, artifact)
+            }
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -390,36 +436,65 @@ impl Runtime {
             metrics: info.metrics,
             default_settings,
         };
+        if let (Some(cache), Some(artifact)) = (cache, fresh) {
+            // A cache write failure only costs a recompile on next start.
+            if let Err(e) = cache.put(&policy.digest, tag, &artifact) {
+                tracing::warn!(digest = %policy.digest, error = %e, "could not cache compiled policy");
+            }
+        }
         Ok(policy)
     }
 
+    /// The cached compilation of `digest`, if the cache holds one that
+    /// verifies (see `cache.rs`) and this engine accepts.
+    fn cached(&self, digest: &str, cache: Option<&ArtifactCache>) -> Option<Component> {
+        let artifact = cache?.get(digest, self.compatibility_tag())?;
+        // SAFETY: deserializing maps the artifact as native code. The cache
+        // returns only bytes whose HMAC, under the data dir's secret key,
+        // proves this server serialized them for this digest and this engine
+        // configuration; wasmtime still checks the header and version and
+        // fails cleanly on a mismatch, in which case we recompile.
+        match unsafe { Component::deserialize(&self.engine, &artifact) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(digest, error = %format!("{e:#}"), "cached artifact unusable; recompiling");
+                None
+            }
+        }
+    }
+
+    /// Compile `bytes`, one compile at a time; with `keep`, also return the
+    /// serialized artifact for the cache.
     fn compile(
         &self,
-        digest: &str,
         bytes: &[u8],
-        cache: Option<&ArtifactCache>,
-    ) -> Result<Component, SandboxError> {
-        let tag = self.compatibility_tag();
-        if let Some(artifact) = cache.and_then(|c| c.get(digest, tag)) {
-            // SAFETY: deserializing maps the artifact as native code. The
-            // cache returns only bytes whose HMAC, under the data dir's
-            // secret key, proves this server serialized them for this
-            // digest and this engine configuration; wasmtime still checks
-            // the header and version and fails cleanly on a mismatch, in
-            // which case we recompile.
-            if let Ok(c) = unsafe { Component::deserialize(&self.engine, &artifact) } {
-                return Ok(c);
+        keep: bool,
+    ) -> Result<(Component, Option<Vec<u8>>), SandboxError> {
+        let _one_at_a_time = self.compiling.lock().unwrap_or_else(|e| e.into_inner());
+        match &self.compiler {
+            Compiler::InProcess => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+                let artifact = if keep {
+                    component.serialize().ok()
+                } else {
+                    None
+                };
+                Ok((component, artifact))
+            }
+            Compiler::Worker(limits) => {
+                let artifact = worker::compile(limits, bytes)?;
+                // SAFETY: the artifact was just serialized by our own
+                // executable from these bytes with this engine's code
+                // settings, and came over a pipe only we hold. wasmtime
+                // checks its header, version and settings; loading it also
+                // checks the component against the pool's per-component
+                // limits, which is a refusal of the component.
+                let component = unsafe { Component::deserialize(&self.engine, &artifact) }
+                    .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+                Ok((component, keep.then_some(artifact)))
             }
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
-        if let (Some(cache), Ok(artifact)) = (cache, component.serialize()) {
-            // A cache write failure only costs a recompile on next start.
-            if let Err(e) = cache.put(digest, tag, &artifact) {
-                tracing::warn!(digest, error = %e, "could not cache compiled policy");
-            }
-        }
-        Ok(component)
     }
 
     /// Check settings through the policy's `validate-settings` export:
