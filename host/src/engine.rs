@@ -500,6 +500,8 @@ impl Engine {
         };
         let mut input = wit::input(&req, at.as_millisecond(), String::new());
         let mut policies = Vec::with_capacity(bindings.len());
+        // One slot for the whole decision, moved from policy to policy.
+        let mut lease = self.runtime.lease();
         for b in bindings {
             input.settings.clone_from(&b.settings_json);
             let info = &b.policy.info;
@@ -510,7 +512,7 @@ impl Engine {
                 &b.policy.digest,
                 b.binding.mode,
             );
-            let result = span.in_scope(|| self.run_binding(b, &input, deadline))?;
+            let result = span.in_scope(|| self.run_binding(&mut lease, b, &input, deadline))?;
             telemetry::policy_evaluated(&span, &result);
             policies.push(result);
         }
@@ -540,13 +542,14 @@ impl Engine {
 
     fn run_binding(
         &self,
+        lease: &mut sandbox::Lease<'_>,
         b: &ActiveBinding,
         input: &wit::t::Input,
         deadline: Instant,
     ) -> Result<PolicyResult, HostError> {
         let run = self
             .runtime
-            .evaluate(&b.policy, input, &b.binding.limits, deadline)?;
+            .evaluate(lease, &b.policy, input, &b.binding.limits, deadline)?;
         let mut result = PolicyResult {
             binding: b.name.clone(),
             name: b.policy.info.name.clone(),

@@ -21,6 +21,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 use super::cache::ArtifactCache;
+pub use super::slots::Lease;
 use super::slots::Slots;
 use super::wit::{self, t, Level, Policy, PolicyPre};
 use super::worker::{self, WorkerLimits};
@@ -419,6 +420,7 @@ impl Runtime {
             pre,
         };
         let run = self.call(
+            &mut self.lease(),
             &policy,
             &Limits::default(),
             self.default_deadline(),
@@ -505,7 +507,8 @@ impl Runtime {
         settings: &str,
         limits: &Limits,
     ) -> Result<Result<(), String>, HostError> {
-        let run = self.call(policy, limits, self.default_deadline(), |p, s| {
+        let deadline = self.default_deadline();
+        let run = self.call(&mut self.lease(), policy, limits, deadline, |p, s| {
             p.call_validate_settings(s, settings)
         })?;
         Ok(match run.result {
@@ -515,10 +518,18 @@ impl Runtime {
         })
     }
 
+    /// A claim on an evaluation slot, for a caller running several policies
+    /// one after another (a decision): see [`Lease`].
+    pub fn lease(&self) -> Lease<'_> {
+        self.slots.lease()
+    }
+
     /// Run `evaluate` in a fresh instance under `limits`, if a slot comes
-    /// free in time for the evaluation to finish by `deadline`.
+    /// free in time for the evaluation to finish by `deadline`. The slot is
+    /// `lease`'s, kept for the caller's next policy.
     pub fn evaluate(
         &self,
+        lease: &mut Lease<'_>,
         policy: &CompiledPolicy,
         input: &t::Input,
         limits: &Limits,
@@ -529,7 +540,9 @@ impl Runtime {
             fuel_used,
             duration,
             log,
-        } = self.call(policy, limits, deadline, |p, s| p.call_evaluate(s, input))?;
+        } = self.call(lease, policy, limits, deadline, |p, s| {
+            p.call_evaluate(s, input)
+        })?;
         let result = match result {
             Ok(Ok(outcome)) => check_output(outcome, limits),
             Ok(Err(msg)) => Err(PolicyFailure {
@@ -553,6 +566,7 @@ impl Runtime {
     /// starts once it holds the slot: waiting is not running.
     fn call<R>(
         &self,
+        lease: &mut Lease<'_>,
         policy: &CompiledPolicy,
         limits: &Limits,
         deadline: Instant,
@@ -562,13 +576,12 @@ impl Runtime {
         let start_by = deadline
             .checked_sub(Duration::from_millis(timeout_ms))
             .unwrap_or_else(Instant::now);
-        let _slot =
-            self.slots
-                .acquire(&policy.digest, start_by)
-                .map_err(|t| HostError::Overloaded {
-                    policy: policy.label().to_string(),
-                    waited_ms: t.waited.as_millis() as u64,
-                })?;
+        lease
+            .hold(&policy.digest, start_by)
+            .map_err(|t| HostError::Overloaded {
+                policy: policy.label().to_string(),
+                waited_ms: t.waited.as_millis() as u64,
+            })?;
         let started = Instant::now();
         let state = HostState {
             limiter: Limiter {

@@ -12,8 +12,15 @@
 //! starve every other service. A policy (by digest) may hold at most half
 //! the slots (at least one), and the queue skips waiters whose policy is at
 //! its cap, so others go past them.
+//!
+//! A decision runs its policies one after another on one thread, so it
+//! holds one slot for all of them (a [`Lease`]) and moves it from policy to
+//! policy while the next one is under its cap: a finished policy does not
+//! send its decision to the back of the queue, and the slot is not left idle
+//! while another thread is woken to take it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -39,7 +46,7 @@ struct State {
 struct Waiter {
     policy: Arc<str>,
     /// Set (under the state lock) when a release handed this waiter a slot.
-    granted: std::sync::atomic::AtomicBool,
+    granted: AtomicBool,
     wake: Condvar,
 }
 
@@ -80,33 +87,40 @@ impl Slots {
         *state.held.entry(policy.clone()).or_insert(0) += 1;
     }
 
+    /// An empty lease: holds no slot until [`Lease::hold`].
+    pub fn lease(&self) -> Lease<'_> {
+        Lease {
+            slots: self,
+            policy: None,
+        }
+    }
+
     /// Wait for a slot for `policy` until `deadline`.
-    pub fn acquire(&self, policy: &str, deadline: Instant) -> Result<SlotGuard<'_>, QueueTimeout> {
+    #[cfg(test)]
+    pub fn acquire(&self, policy: &str, deadline: Instant) -> Result<Lease<'_>, QueueTimeout> {
+        let mut lease = self.lease();
+        lease.hold(policy, deadline)?;
+        Ok(lease)
+    }
+
+    fn wait(&self, policy: Arc<str>, deadline: Instant) -> Result<Arc<str>, QueueTimeout> {
         let started = Instant::now();
-        let policy: Arc<str> = Arc::from(policy);
         let mut state = self.lock();
         // INVARIANT: after every release no queued waiter is eligible, so
         // an eligible newcomer jumps no one.
         if self.eligible(&state, &policy) {
             Self::take(&mut state, &policy);
-            return Ok(SlotGuard {
-                slots: self,
-                policy,
-            });
+            return Ok(policy);
         }
         let me = Arc::new(Waiter {
             policy: policy.clone(),
-            granted: std::sync::atomic::AtomicBool::new(false),
+            granted: AtomicBool::new(false),
             wake: Condvar::new(),
         });
         state.queue.push_back(me.clone());
-        use std::sync::atomic::Ordering::Relaxed;
         loop {
             if me.granted.load(Relaxed) {
-                return Ok(SlotGuard {
-                    slots: self,
-                    policy,
-                });
+                return Ok(policy);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -123,23 +137,31 @@ impl Slots {
         }
     }
 
-    fn release(&self, policy: &Arc<str>) {
-        let mut state = self.lock();
-        state.free += 1;
+    fn unhold(state: &mut State, policy: &Arc<str>) {
         if let Some(n) = state.held.get_mut(policy) {
             *n -= 1;
             if *n == 0 {
                 state.held.remove(policy);
             }
         }
-        // Hand free slots to the first eligible waiters, in arrival order.
+    }
+
+    fn release(&self, policy: &Arc<str>) {
+        let mut state = self.lock();
+        state.free += 1;
+        Self::unhold(&mut state, policy);
+        self.dispatch(&mut state);
+    }
+
+    /// Hand free slots to the first eligible waiters, in arrival order.
+    fn dispatch(&self, state: &mut State) {
         let mut i = 0;
         while state.free > 0 && i < state.queue.len() {
             let policy = state.queue[i].policy.clone();
-            if self.eligible(&state, &policy) {
+            if self.eligible(state, &policy) {
                 let w = state.queue.remove(i).expect("index checked");
-                Self::take(&mut state, &policy);
-                w.granted.store(true, std::sync::atomic::Ordering::Relaxed);
+                Self::take(state, &policy);
+                w.granted.store(true, Relaxed);
                 w.wake.notify_one();
             } else {
                 i += 1;
@@ -148,16 +170,51 @@ impl Slots {
     }
 }
 
-/// A held slot; dropping it hands it on.
+/// One caller's claim on a slot, moved from policy to policy; dropping it
+/// hands the slot on.
 #[derive(Debug)]
-pub(crate) struct SlotGuard<'a> {
+pub struct Lease<'a> {
     slots: &'a Slots,
-    policy: Arc<str>,
+    /// The policy the held slot counts against; `None`: no slot held.
+    policy: Option<Arc<str>>,
 }
 
-impl Drop for SlotGuard<'_> {
+impl Lease<'_> {
+    /// Hold a slot for `policy`. A slot already held moves to `policy` at
+    /// once when `policy` is under its cap; otherwise it is given up and
+    /// the lease queues for `policy` until `deadline`.
+    pub(crate) fn hold(&mut self, policy: &str, deadline: Instant) -> Result<(), QueueTimeout> {
+        if let Some(current) = self.policy.take() {
+            if *current == *policy {
+                self.policy = Some(current);
+                return Ok(());
+            }
+            let slots = self.slots;
+            let mut state = slots.lock();
+            if state.held.get(policy).copied().unwrap_or(0) < slots.per_policy {
+                let next: Arc<str> = Arc::from(policy);
+                Slots::unhold(&mut state, &current);
+                *state.held.entry(next.clone()).or_insert(0) += 1;
+                // `current` may have been at its cap with waiters behind it;
+                // only a free slot can serve them, so this is usually a no-op.
+                slots.dispatch(&mut state);
+                self.policy = Some(next);
+                return Ok(());
+            }
+            state.free += 1;
+            Slots::unhold(&mut state, &current);
+            slots.dispatch(&mut state);
+        }
+        self.policy = Some(self.slots.wait(Arc::from(policy), deadline)?);
+        Ok(())
+    }
+}
+
+impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        self.slots.release(&self.policy);
+        if let Some(policy) = self.policy.take() {
+            self.slots.release(&policy);
+        }
     }
 }
 
@@ -207,6 +264,31 @@ mod tests {
         assert!(slots.acquire("a", past).is_err(), "`a` is at its cap");
         let _b = slots.acquire("b", past).unwrap();
         assert!(slots.acquire("c", past).is_err(), "no slot free");
+    }
+
+    /// A lease keeps its slot from policy to policy while the next one is
+    /// under its cap, and otherwise gives it up and queues like anyone.
+    #[test]
+    fn a_lease_moves_its_slot_between_policies() {
+        let slots = Slots::new(2);
+        let mut lease = slots.lease();
+        lease.hold("a", soon()).unwrap();
+        let _other = slots.acquire("x", soon()).unwrap();
+        // No slot free, yet the lease moves on without waiting.
+        lease.hold("b", Instant::now()).unwrap();
+        lease.hold("b", Instant::now()).unwrap();
+        {
+            let state = slots.lock();
+            assert_eq!(state.free, 0);
+            assert_eq!(state.held.get("b"), Some(&1));
+            assert_eq!(state.held.get("a"), None);
+        }
+        // `x` is at its cap of one: the lease gives its slot up, and with
+        // no other slot free it cannot have one.
+        assert!(lease.hold("x", soon()).is_err());
+        assert_eq!(slots.lock().free, 1, "the slot was given up");
+        drop(lease);
+        assert_eq!(slots.lock().free, 1, "an empty lease returns nothing");
     }
 
     /// A release goes to the first waiter whose policy is under its cap:
