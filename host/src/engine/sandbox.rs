@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 
 use super::cache::ArtifactCache;
 pub use super::slots::Lease;
@@ -79,6 +82,15 @@ pub enum HostError {
     Overloaded { policy: String, waited_ms: u64 },
     #[error("the host could not instantiate policy `{policy}`: {cause}")]
     Instantiate { policy: String, cause: String },
+    #[error(
+        "overloaded: policy `{policy}` got only {cpu_ms} ms of CPU for its {timeout_ms} ms \
+         deadline before the request's deadline passed (the host is short of CPU); retry later"
+    )]
+    Starved {
+        policy: String,
+        cpu_ms: u64,
+        timeout_ms: u64,
+    },
 }
 
 /// How a [`Runtime`] runs and compiles policies.
@@ -583,6 +595,7 @@ impl Runtime {
                 waited_ms: t.waited.as_millis() as u64,
             })?;
         let started = Instant::now();
+        let cpu_started = thread_cpu_time();
         let state = HostState {
             limiter: Limiter {
                 memory_limit: limits.memory_bytes.min(Limits::MAX_MEMORY_BYTES) as usize,
@@ -601,11 +614,24 @@ impl Runtime {
         // +1: the next tick may come at any moment, so a deadline of N ticks
         // could otherwise fire after less than N ms.
         store.set_epoch_deadline(ticks + 1);
-        store.epoch_deadline_trap();
+        // The deadline is wall-clock time, but time the host did not give
+        // the policy (its thread descheduled on a busy machine) is not the
+        // policy's: the deadline only fails a policy that ran for at least
+        // half of it. One that got less runs on until it has, or until its
+        // caller's deadline, and then the host is the one out of time.
+        let needed = Duration::from_millis(timeout_ms) / 2;
+        store.epoch_deadline_callback(move |_| {
+            let cpu = thread_cpu_time().saturating_sub(cpu_started);
+            match at_deadline(cpu, needed, Instant::now() >= deadline) {
+                AtDeadline::Fail => Ok(UpdateDeadline::Interrupt),
+                AtDeadline::Starved => Err(Starved { cpu }.into()),
+                AtDeadline::Extend(ticks) => Ok(UpdateDeadline::Continue(ticks)),
+            }
+        });
 
         let result = match policy.pre.instantiate(&mut store) {
             Ok(instance) => f(&instance, &mut store),
-            Err(e) if !guest_caused(&e, store.data()) => {
+            Err(e) if !guest_caused(&e, store.data()) && e.downcast_ref::<Starved>().is_none() => {
                 return Err(HostError::Instantiate {
                     policy: policy.label().to_string(),
                     cause: format!("{e:#}"),
@@ -614,6 +640,13 @@ impl Runtime {
             Err(e) => Err(e),
         };
         let duration = started.elapsed();
+        if let Some(Starved { cpu }) = result.as_ref().err().and_then(|e| e.downcast_ref()) {
+            return Err(HostError::Starved {
+                policy: policy.label().to_string(),
+                cpu_ms: cpu.as_millis() as u64,
+                timeout_ms,
+            });
+        }
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let result = result.map_err(|e| classify(&e, store.data(), limits, fuel_used));
         let state = store.into_data();
@@ -631,6 +664,56 @@ impl Runtime {
             log,
         })
     }
+}
+
+/// CPU time this thread has used. Where the clock is unavailable it reads
+/// zero, and a policy's deadline then waits for its caller's.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// What to do when a policy's wall-clock deadline has passed.
+#[derive(Debug, PartialEq, Eq)]
+enum AtDeadline {
+    /// It ran for long enough: the policy failed its deadline.
+    Fail,
+    /// It did not, and its caller's deadline has passed: the host's failure.
+    Starved,
+    /// Check again in this many ticks, once the missing CPU time could
+    /// have been used.
+    Extend(u64),
+}
+
+/// A policy fails its deadline once it has used `needed` CPU time; short of
+/// that, it runs on until its caller's deadline.
+fn at_deadline(cpu: Duration, needed: Duration, past_caller_deadline: bool) -> AtDeadline {
+    if cpu >= needed {
+        AtDeadline::Fail
+    } else if past_caller_deadline {
+        AtDeadline::Starved
+    } else {
+        let missing = (needed - cpu).as_millis() / EPOCH_TICK.as_millis();
+        AtDeadline::Extend(u64::try_from(missing).unwrap_or(u64::MAX).max(1))
+    }
+}
+
+/// Raised from the epoch callback when a policy's thread got less than
+/// half its deadline as CPU time before its caller's deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("starved of CPU ({cpu:?} used)")]
+struct Starved {
+    cpu: Duration,
 }
 
 /// Whether an instantiation failed because of the policy: its start code
@@ -800,4 +883,35 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_fails_a_policy_only_for_time_it_ran() {
+        let ms = Duration::from_millis;
+        // Ran for at least half its deadline: the policy's failure.
+        assert_eq!(at_deadline(ms(100), ms(100), false), AtDeadline::Fail);
+        assert_eq!(at_deadline(ms(150), ms(100), true), AtDeadline::Fail);
+        // Descheduled most of the time: more time, for what it missed.
+        assert_eq!(at_deadline(ms(30), ms(100), false), AtDeadline::Extend(70));
+        assert_eq!(
+            at_deadline(Duration::from_micros(99_900), ms(100), false),
+            AtDeadline::Extend(1)
+        );
+        // Its caller has given up: the host ran out of time, not the policy.
+        assert_eq!(at_deadline(ms(30), ms(100), true), AtDeadline::Starved);
+    }
+
+    #[test]
+    fn this_threads_cpu_time_advances_with_work() {
+        let before = thread_cpu_time();
+        let mut x = 0u64;
+        while thread_cpu_time() - before < Duration::from_millis(5) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(thread_cpu_time() > before);
+    }
 }

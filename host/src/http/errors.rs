@@ -65,10 +65,10 @@ impl From<ServiceError> for ApiError {
                 }
                 // The host could not run a policy: retryable, never the
                 // policy's (nor the caller's) fault.
-                EngineError::Host(HostError::Overloaded { .. })
-                | EngineError::Sandbox(SandboxError::Host(HostError::Overloaded { .. })) => {
-                    (S::SERVICE_UNAVAILABLE, "overloaded")
-                }
+                EngineError::Host(HostError::Overloaded { .. } | HostError::Starved { .. })
+                | EngineError::Sandbox(SandboxError::Host(
+                    HostError::Overloaded { .. } | HostError::Starved { .. },
+                )) => (S::SERVICE_UNAVAILABLE, "overloaded"),
                 EngineError::Host(HostError::Instantiate { .. })
                 | EngineError::Sandbox(SandboxError::Host(HostError::Instantiate { .. })) => {
                     (S::SERVICE_UNAVAILABLE, "sandbox_unavailable")
