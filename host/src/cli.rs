@@ -74,6 +74,10 @@ pub enum Command {
         #[command(flatten)]
         args: client::DecideArgs,
     },
+    /// Internal: compile a component read on stdin under limits and write
+    /// the artifact to stdout (`verdict serve` runs this for each upload).
+    #[command(name = "compile-worker", hide = true)]
+    CompileWorker { memory_bytes: u64, cpu_seconds: u64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +143,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => Ok(exit(client::replay(&server, &id, as_recorded)?)),
         Command::Policy(cmd) => policy(cmd),
         Command::Pull { server, args } => Ok(exit(client::pull(&server, args)?)),
+        Command::CompileWorker {
+            memory_bytes,
+            cpu_seconds,
+        } => Ok(crate::engine::compile_worker_main(
+            memory_bytes,
+            cpu_seconds,
+        )),
     }
 }
 

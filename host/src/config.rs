@@ -45,6 +45,13 @@ pub enum Role {
     Admin,
 }
 
+/// Each evaluation slot reserves pool address space (GiBs per memory): a
+/// bound far above any core count, far below what the address space holds.
+pub const MAX_CONCURRENT_EVALUATIONS: u32 = 1024;
+
+/// Below this a compile cannot even set up its engine.
+pub const MIN_COMPILE_MEMORY_BYTES: u64 = 1 << 20;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -78,6 +85,19 @@ pub struct Config {
     /// Flush the store before acknowledging a decision. Only turn off to
     /// measure what durability costs.
     pub flush: bool,
+    /// Policy evaluations that run at once; the rest queue, each for at most
+    /// its request's `request_timeout_ms` (then 503 `overloaded`). Default:
+    /// the number of cores, so a policy's wall-clock deadline measures its
+    /// own work rather than CPU queueing. One policy may hold at most half
+    /// of them (at least one).
+    pub max_concurrent_evaluations: Option<u32>,
+    /// Memory one policy compile may use, in bytes. `verdict serve` compiles
+    /// each component in a child process limited to this much address space
+    /// beyond its own start-up mappings; over it the upload is refused (422).
+    pub compile_memory_bytes: u64,
+    /// Wall-clock time one policy compile may take (also its CPU limit);
+    /// over it the upload is refused (422).
+    pub compile_timeout_ms: u64,
     /// Where pulled metrics come from (`[[metric_sources]]`).
     pub metric_sources: Vec<SourceConfig>,
     /// What to pull for which deployments (`[[metric_queries]]`).
@@ -104,6 +124,9 @@ impl Default for Config {
             max_connections: 1024,
             shutdown_timeout_ms: 20_000,
             flush: true,
+            max_concurrent_evaluations: None,
+            compile_memory_bytes: 512 << 20,
+            compile_timeout_ms: 20_000,
             metric_sources: Vec::new(),
             metric_queries: Vec::new(),
             max_clock_skew_ms: 60_000,
@@ -196,6 +219,20 @@ impl Config {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("`{name}` must be positive")));
         }
+        if self.compile_memory_bytes < MIN_COMPILE_MEMORY_BYTES || self.compile_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "`compile_memory_bytes` must be at least {MIN_COMPILE_MEMORY_BYTES} and \
+                 `compile_timeout_ms` positive"
+            )));
+        }
+        if let Some(n) = self.max_concurrent_evaluations {
+            if n == 0 || n > MAX_CONCURRENT_EVALUATIONS {
+                return Err(ConfigError::Invalid(format!(
+                    "`max_concurrent_evaluations` must be between 1 and \
+                     {MAX_CONCURRENT_EVALUATIONS}, got {n}"
+                )));
+            }
+        }
         crate::source::validate(&self.metric_sources, &self.metric_queries)
             .map_err(ConfigError::Invalid)
     }
@@ -238,6 +275,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("64 hex digits"));
+    }
+
+    #[test]
+    fn compile_limits_must_leave_room_to_compile() {
+        let c = Config {
+            compile_memory_bytes: 4096,
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`compile_memory_bytes`"), "{err}");
+        let c = Config {
+            compile_timeout_ms: 0,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn concurrent_evaluations_are_bounded() {
+        let mut c = Config {
+            max_concurrent_evaluations: Some(0),
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`max_concurrent_evaluations`"), "{err}");
+        c.max_concurrent_evaluations = Some(MAX_CONCURRENT_EVALUATIONS + 1);
+        assert!(c.validate().is_err());
+        c.max_concurrent_evaluations = Some(4);
+        assert!(c.validate().is_ok());
     }
 
     #[test]

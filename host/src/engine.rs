@@ -10,16 +10,23 @@
 pub mod cache;
 pub mod combine;
 pub mod sandbox;
+mod slots;
 mod wit;
+mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use jiff::Timestamp;
 
-pub use cache::ArtifactCache;
-pub use sandbox::{digest_of, CompiledPolicy, Runtime, SandboxError};
+pub use cache::{ArtifactCache, CacheKey};
+pub use sandbox::{
+    default_concurrency, digest_of, CompiledPolicy, Compiler, HostError, Runtime, RuntimeOptions,
+    SandboxError,
+};
+pub use worker::{main as compile_worker_main, WorkerLimits, SUBCOMMAND as COMPILE_WORKER};
 
 use crate::domain::{
     Binding, DecisionRequest, Evaluation, Freeze, Limits, PolicyMeta, PolicyResult, Reason,
@@ -63,6 +70,10 @@ pub enum EngineError {
     InvalidBinding(String, String),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The host could not run a policy (overloaded, pool exhausted): never
+    /// the policy's fault, so it aborts the decision instead of voting.
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
 /// A binding with its policy resolved and settings serialized once.
@@ -199,8 +210,15 @@ pub fn valid_name(name: &str) -> bool {
 
 impl Engine {
     pub fn new(cache: Option<ArtifactCache>) -> Result<Engine, EngineError> {
+        Engine::with_options(cache, RuntimeOptions::default())
+    }
+
+    pub fn with_options(
+        cache: Option<ArtifactCache>,
+        options: RuntimeOptions,
+    ) -> Result<Engine, EngineError> {
         Ok(Engine {
-            runtime: Runtime::new()?,
+            runtime: Runtime::with_options(options)?,
             cache,
             active: RwLock::new(Arc::new(ActiveSet::default())),
             write: Mutex::new(()),
@@ -234,9 +252,13 @@ impl Engine {
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<CompiledPolicy, EngineError> {
         self.runtime
             .load(bytes, self.cache.as_ref())
-            .map_err(|cause| EngineError::Rejected {
-                name: name.to_string(),
-                cause,
+            .map_err(|cause| match cause {
+                // The host failed, not the component: not a rejection.
+                SandboxError::Host(e) => EngineError::Host(e),
+                cause => EngineError::Rejected {
+                    name: name.to_string(),
+                    cause,
+                },
             })
     }
 
@@ -263,7 +285,7 @@ impl Engine {
         let set = self.snapshot();
         for b in set.bindings.values().filter(|b| b.binding.policy == name) {
             self.runtime
-                .validate_settings(compiled, &b.settings_json, &b.binding.limits)
+                .validate_settings(compiled, &b.settings_json, &b.binding.limits)?
                 .map_err(|message| EngineError::InvalidSettings {
                     binding: b.name.clone(),
                     policy: format!("{name}@{}", compiled.digest),
@@ -363,7 +385,7 @@ impl Engine {
         }
         let policy = self.snapshot().resolve(&binding.policy)?;
         self.runtime
-            .validate_settings(&policy, &binding.settings.to_string(), &binding.limits)
+            .validate_settings(&policy, &binding.settings.to_string(), &binding.limits)?
             .map_err(|message| EngineError::InvalidSettings {
                 binding: name.to_string(),
                 policy: binding.policy.clone(),
@@ -416,10 +438,22 @@ impl Engine {
 
     /// Decide `req` against the current active set. Blocking (runs Wasm):
     /// call it from a blocking thread, never on the async reactor.
-    pub fn evaluate(&self, req: DecisionRequest, now: Timestamp) -> Evaluation {
+    pub fn evaluate(&self, req: DecisionRequest, now: Timestamp) -> Result<Evaluation, HostError> {
+        self.evaluate_until(req, now, self.runtime.default_deadline())
+    }
+
+    /// [`Engine::evaluate`] for a caller that must be answered by
+    /// `deadline`: a policy that cannot get a slot in time for its own
+    /// deadline to end by then fails the decision as overloaded.
+    pub fn evaluate_until(
+        &self,
+        req: DecisionRequest,
+        now: Timestamp,
+        deadline: Instant,
+    ) -> Result<Evaluation, HostError> {
         let set = self.snapshot();
         let bindings = Self::matching(&set, &req);
-        self.evaluate_with(&set, &bindings, req, now, true)
+        self.evaluate_under(&set, &bindings, req, now, Freezes::Active, deadline)
     }
 
     /// Evaluate `req` against the given bindings. `apply_freezes` is false for
@@ -431,16 +465,20 @@ impl Engine {
         req: DecisionRequest,
         now: Timestamp,
         apply_freezes: bool,
-    ) -> Evaluation {
+    ) -> Result<Evaluation, HostError> {
         let freezes = if apply_freezes {
             Freezes::Active
         } else {
             Freezes::Ignore
         };
-        self.evaluate_under(set, bindings, req, now, freezes)
+        let deadline = self.runtime.default_deadline();
+        self.evaluate_under(set, bindings, req, now, freezes, deadline)
     }
 
-    /// Evaluate `req` against the given bindings, under the given freezes.
+    /// Evaluate `req` against the given bindings, under the given freezes,
+    /// for a caller that must be answered by `deadline`. A host failure
+    /// (see [`HostError`]) aborts the whole evaluation: a decision made
+    /// without one of its policies would be a different decision.
     pub fn evaluate_under(
         &self,
         set: &ActiveSet,
@@ -448,14 +486,16 @@ impl Engine {
         req: DecisionRequest,
         now: Timestamp,
         freezes: Freezes<'_>,
-    ) -> Evaluation {
+        deadline: Instant,
+    ) -> Result<Evaluation, HostError> {
         let never = AtomicBool::new(false);
-        self.evaluate_unless(set, bindings, req, now, freezes, &never)
-            .expect("an evaluation that cannot be cancelled completes")
+        let evaluation = self.evaluate_unless(set, bindings, req, now, freezes, deadline, &never)?;
+        Ok(evaluation.expect("an evaluation that cannot be cancelled completes"))
     }
 
     /// [`Engine::evaluate_under`], checking `cancelled` before each policy:
-    /// `None` once it is set (the caller is gone; nothing is combined).
+    /// `Ok(None)` once it is set (the caller is gone; nothing is combined).
+    #[allow(clippy::too_many_arguments)]
     pub fn evaluate_unless(
         &self,
         set: &ActiveSet,
@@ -463,8 +503,9 @@ impl Engine {
         mut req: DecisionRequest,
         now: Timestamp,
         freezes: Freezes<'_>,
+        deadline: Instant,
         cancelled: &AtomicBool,
-    ) -> Option<Evaluation> {
+    ) -> Result<Option<Evaluation>, HostError> {
         let at = *req.time.get_or_insert(now);
         // Manual freezes are operator actions in real time: the server's
         // clock decides whether one is active, not the request's `time`.
@@ -477,26 +518,26 @@ impl Engine {
             Freezes::Ignore | Freezes::Recorded { .. } => Vec::new(),
         };
         let mut input = wit::input(&req, at.as_millisecond(), String::new());
-        let policies: Vec<PolicyResult> = bindings
-            .iter()
-            .map(|b| {
-                if cancelled.load(Ordering::Relaxed) {
-                    return None;
-                }
-                input.settings.clone_from(&b.settings_json);
-                let info = &b.policy.info;
-                let span = telemetry::policy_span(
-                    &b.name,
-                    &info.name,
-                    &info.version,
-                    &b.policy.digest,
-                    b.binding.mode,
-                );
-                let result = span.in_scope(|| self.run_binding(b, &input));
-                telemetry::policy_evaluated(&span, &result);
-                Some(result)
-            })
-            .collect::<Option<_>>()?;
+        let mut policies = Vec::with_capacity(bindings.len());
+        // One slot for the whole decision, moved from policy to policy.
+        let mut lease = self.runtime.lease();
+        for b in bindings {
+            if cancelled.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            input.settings.clone_from(&b.settings_json);
+            let info = &b.policy.info;
+            let span = telemetry::policy_span(
+                &b.name,
+                &info.name,
+                &info.version,
+                &b.policy.digest,
+                b.binding.mode,
+            );
+            let result = span.in_scope(|| self.run_binding(&mut lease, b, &input, deadline))?;
+            telemetry::policy_evaluated(&span, &result);
+            policies.push(result);
+        }
         let (mut verdict, mut reasons, freeze_ids) = match freezes {
             Freezes::Recorded { ids, reasons } if !ids.is_empty() => {
                 let (verdict, reasons) = combine::recorded_freeze(ids, reasons);
@@ -512,17 +553,25 @@ impl Engine {
             }
         };
         combine::missing_evidence(&req.metrics, &mut verdict, &mut reasons);
-        Some(Evaluation {
+        Ok(Some(Evaluation {
             verdict,
             reasons,
             policies,
             request: req,
             freezes: freeze_ids,
-        })
+        }))
     }
 
-    fn run_binding(&self, b: &ActiveBinding, input: &wit::t::Input) -> PolicyResult {
-        let run = self.runtime.evaluate(&b.policy, input, &b.binding.limits);
+    fn run_binding(
+        &self,
+        lease: &mut sandbox::Lease<'_>,
+        b: &ActiveBinding,
+        input: &wit::t::Input,
+        deadline: Instant,
+    ) -> Result<PolicyResult, HostError> {
+        let run = self
+            .runtime
+            .evaluate(lease, &b.policy, input, &b.binding.limits, deadline)?;
         let mut result = PolicyResult {
             binding: b.name.clone(),
             name: b.policy.info.name.clone(),
@@ -562,7 +611,7 @@ impl Engine {
                 result.error = Some(failure);
             }
         }
-        result
+        Ok(result)
     }
 
     /// Bindings of the current set that apply to `req`'s deployment.

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,10 @@ use crate::domain::{
     check_scope_name, shown, Binding, Decision, DecisionRequest, Evaluation, Freeze, InvalidName,
     PolicyMeta, PolicyResult, Selector, Verdict,
 };
-use crate::engine::{digest_of, ActiveBinding, ArtifactCache, Engine, EngineError, Freezes};
+use crate::engine::{
+    default_concurrency, digest_of, ActiveBinding, ArtifactCache, CacheKey, Compiler, Engine,
+    EngineError, Freezes, RuntimeOptions,
+};
 use crate::source::Sources;
 use crate::store::{Appended, BuiltinInstall, Page, Query, Store, StoreError, VerifyReport};
 use crate::telemetry;
@@ -136,21 +140,43 @@ pub struct App {
     admin: std::sync::Mutex<()>,
     /// How far a live decision's `time` may be from the server's clock.
     max_clock_skew: SignedDuration,
+    /// The request timeout: how long a decision may wait for evaluation
+    /// slots before it is refused as overloaded.
+    request_timeout: Duration,
 }
 
 impl App {
     /// Open the store under `config.data_dir`, restore the registry,
     /// bindings and freezes it holds, and install the built-ins on first start.
+    /// Components are compiled in this process, without limits: for
+    /// trusted callers (tests). The server uses [`App::open_with`].
     pub fn open(config: &Config) -> Result<App, ServiceError> {
+        App::open_with(config, Compiler::InProcess)
+    }
+
+    /// [`App::open`], compiling components with `compiler`.
+    pub fn open_with(config: &Config, compiler: Compiler) -> Result<App, ServiceError> {
         let store = Store::open_with(
             &config.data_dir.join("store"),
             crate::store::Options {
                 flush_each_batch: config.flush,
             },
         )?;
-        let cache = ArtifactCache::open(&config.data_dir.join("cache"))
-            .map_err(|e| ServiceError::Internal(format!("cannot open the artifact cache: {e}")))?;
-        let engine = Arc::new(Engine::new(Some(cache))?);
+        // The key stays beside the store, outside the cache directory:
+        // whoever can write cache files still cannot forge an entry.
+        let key = CacheKey::load_or_create(&config.data_dir.join("artifact.key"))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let cache = ArtifactCache::open(&config.data_dir.join("cache"), key)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let request_timeout = Duration::from_millis(config.request_timeout_ms);
+        let options = RuntimeOptions {
+            max_concurrent: config
+                .max_concurrent_evaluations
+                .unwrap_or_else(default_concurrency),
+            queue_timeout: request_timeout,
+            compiler,
+        };
+        let engine = Arc::new(Engine::with_options(Some(cache), options)?);
         let sources = Sources::new(&config.metric_sources, &config.metric_queries)
             .map_err(ServiceError::InvalidRequest)?;
         let app = App {
@@ -163,6 +189,7 @@ impl App {
             max_clock_skew: SignedDuration::from_millis(
                 i64::try_from(config.max_clock_skew_ms).unwrap_or(i64::MAX),
             ),
+            request_timeout,
         };
         app.restore(config.builtin_policies)?;
         app.ready.store(true, Ordering::Release);
@@ -332,12 +359,15 @@ impl App {
         req.time = Some(now);
         let engine = self.engine.clone();
         let sources = self.sources.clone();
+        // The request's own deadline bounds its wait for evaluation slots.
+        let deadline = Instant::now() + self.request_timeout;
         let eval = blocking("evaluation", move || {
             let mut req = req;
             sources.pull(&mut req);
-            engine.evaluate(req, now)
+            engine.evaluate_until(req, now, deadline)
         })
-        .await?;
+        .await?
+        .map_err(EngineError::from)?;
         match self.store.append_fingerprinted(eval, fingerprint).await? {
             Appended::New(d) => Ok((d, true)),
             Appended::Existing(d) => Ok((d, false)),
@@ -426,6 +456,7 @@ impl App {
         // instead of burning CPU for nobody.
         let cancelled = Arc::new(AtomicBool::new(false));
         let _cancel_on_drop = CancelOnDrop(cancelled.clone());
+        let deadline = Instant::now() + self.request_timeout;
         let replayed = blocking("replay", move || {
             let refs: Vec<&ActiveBinding> = bindings.iter().collect();
             // As recorded, a manual freeze the decision was made under is
@@ -440,9 +471,10 @@ impl App {
             } else {
                 Freezes::Ignore
             };
-            engine.evaluate_unless(&set, &refs, request, at, freezes, &cancelled)
+            engine.evaluate_unless(&set, &refs, request, at, freezes, deadline, &cancelled)
         })
         .await?
+        .map_err(EngineError::from)?
         .ok_or(ServiceError::Cancelled)?;
         let diff = diff(&original.policies, &replayed.policies);
         Ok(ReplayReport {

@@ -72,7 +72,9 @@ fn combination_rules_with_real_components() {
     let req = request(serde_json::json!({"deployment": {"service": "api", "environment": "prod"}}));
 
     // No binding at all: hold, never promote.
-    let e = engine.evaluate(req.clone(), at);
+    let e = engine
+        .evaluate(req.clone(), at)
+        .expect("the host evaluates");
     assert_eq!(e.verdict, Verdict::Hold);
     assert!(e.reasons[0].message.contains("no policy is bound"));
 
@@ -80,7 +82,9 @@ fn combination_rules_with_real_components() {
     engine
         .put_binding("quiet", misbehave("abstain", "m"))
         .unwrap();
-    let e = engine.evaluate(req.clone(), at);
+    let e = engine
+        .evaluate(req.clone(), at)
+        .expect("the host evaluates");
     assert_eq!(e.verdict, Verdict::Hold);
     assert!(e.policies[0].abstained.is_some());
     assert!(
@@ -91,7 +95,13 @@ fn combination_rules_with_real_components() {
 
     // One enforcing promote: promote.
     engine.put_binding("yes", misbehave("ok", "m")).unwrap();
-    assert_eq!(engine.evaluate(req.clone(), at).verdict, Verdict::Promote);
+    assert_eq!(
+        engine
+            .evaluate(req.clone(), at)
+            .expect("the host evaluates")
+            .verdict,
+        Verdict::Promote
+    );
 
     // A shadow binding that errors is recorded but does not count.
     let shadow = Binding {
@@ -100,7 +110,9 @@ fn combination_rules_with_real_components() {
         ..misbehave("err", "m")
     };
     engine.put_binding("shadowed", shadow).unwrap();
-    let e = engine.evaluate(req.clone(), at);
+    let e = engine
+        .evaluate(req.clone(), at)
+        .expect("the host evaluates");
     assert_eq!(e.verdict, Verdict::Promote);
     let s = e.policies.iter().find(|p| p.binding == "shadowed").unwrap();
     assert_eq!(s.error.as_ref().unwrap().kind, FailureKind::Err);
@@ -112,7 +124,9 @@ fn combination_rules_with_real_components() {
         ..misbehave("err", "m")
     };
     engine.put_binding("broken", enforcing).unwrap();
-    let e = engine.evaluate(req.clone(), at);
+    let e = engine
+        .evaluate(req.clone(), at)
+        .expect("the host evaluates");
     assert_eq!(e.verdict, Verdict::Rollback);
     assert!(e.reasons[0].message.contains("policy `"), "{:?}", e.reasons);
 
@@ -126,7 +140,7 @@ fn combination_rules_with_real_components() {
         ..misbehave("err", "m")
     };
     engine.put_binding("staging-only", staging_only).unwrap();
-    let e = engine.evaluate(req, at);
+    let e = engine.evaluate(req, at).expect("the host evaluates");
     assert_eq!(e.verdict, Verdict::Promote);
     assert!(!e.policies.iter().any(|p| p.binding == "staging-only"));
 }
@@ -156,13 +170,27 @@ fn manual_freeze_applies_in_scope_until_it_expires() {
         .unwrap();
     let api = request(serde_json::json!({"deployment": {"service": "api", "environment": "prod"}}));
     let web = request(serde_json::json!({"deployment": {"service": "web", "environment": "prod"}}));
-    let e = engine.evaluate(api.clone(), at);
+    let e = engine
+        .evaluate(api.clone(), at)
+        .expect("the host evaluates");
     assert_eq!(e.verdict, Verdict::Freeze);
     assert_eq!(e.freezes, vec!["f1".to_string()]);
     assert!(e.reasons[0].message.contains("incident INC-9"));
-    assert_eq!(engine.evaluate(web, at).verdict, Verdict::Promote);
+    assert_eq!(
+        engine
+            .evaluate(web, at)
+            .expect("the host evaluates")
+            .verdict,
+        Verdict::Promote
+    );
     engine.remove_freeze("f1").unwrap();
-    assert_eq!(engine.evaluate(api, at).verdict, Verdict::Promote);
+    assert_eq!(
+        engine
+            .evaluate(api, at)
+            .expect("the host evaluates")
+            .verdict,
+        Verdict::Promote
+    );
 }
 
 #[test]
@@ -198,7 +226,7 @@ fn bad_upload_never_replaces_a_good_policy_and_pins_hold() {
     let second = engine.add_policy("gate", thresholds.component, at).unwrap();
     assert_ne!(second.digest, first.digest);
     let req = request(serde_json::json!({"deployment": {"service": "a", "environment": "b"}}));
-    let e = engine.evaluate(req, at);
+    let e = engine.evaluate(req, at).expect("the host evaluates");
     let digest_of = |b: &str| {
         e.policies
             .iter()
@@ -261,8 +289,10 @@ fn evaluation_is_deterministic_for_replay() {
                      "canary": (0..30).map(|i| 130.0 + (i % 5) as f64).collect::<Vec<_>>()}],
         "time": "2026-03-02T10:00:00Z"
     }));
-    let a = set_engine.evaluate(req.clone(), now());
-    let b = set_engine.evaluate(req, now());
+    let a = set_engine
+        .evaluate(req.clone(), now())
+        .expect("the host evaluates");
+    let b = set_engine.evaluate(req, now()).expect("the host evaluates");
     assert_eq!(a.verdict, Verdict::Rollback, "{:?}", a.reasons);
     assert_eq!(a.verdict, b.verdict);
     assert_eq!(a.reasons, b.reasons);
@@ -317,12 +347,15 @@ fn a_cancelled_evaluation_stops_before_the_next_policy() {
     let req = request(serde_json::json!({"deployment": {"service": "s", "environment": "e"}}));
     let set = ActiveSet::default();
     let flag = AtomicBool::new(false);
+    let deadline = engine.runtime().default_deadline();
     let done = engine
-        .evaluate_unless(&set, &refs, req.clone(), now(), Freezes::Ignore, &flag)
+        .evaluate_unless(&set, &refs, req.clone(), now(), Freezes::Ignore, deadline, &flag)
+        .expect("no host failure")
         .expect("not cancelled");
     assert_eq!(done.policies.len(), 3);
     flag.store(true, Ordering::Relaxed);
     assert!(engine
-        .evaluate_unless(&set, &refs, req, now(), Freezes::Ignore, &flag)
+        .evaluate_unless(&set, &refs, req, now(), Freezes::Ignore, deadline, &flag)
+        .expect("no host failure")
         .is_none());
 }

@@ -83,7 +83,9 @@ fn request(service: &str) -> DecisionRequest {
 }
 
 fn decide(service: &str) -> Evaluation {
-    let eval = engine().evaluate(request(service), now());
+    let eval = engine()
+        .evaluate(request(service), now())
+        .expect("the host evaluates");
     assert_eq!(
         eval.policies.len(),
         1,

@@ -128,7 +128,22 @@ impl Server {
         });
         let base = match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(b) => b,
-            Err(_) => {
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // Its stdout closed before it listened: say how it ended.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let status = loop {
+                    match child.try_wait() {
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(20))
+                        }
+                        Ok(status) => break status,
+                        Err(_) => break None,
+                    }
+                };
+                let _ = child.kill();
+                panic!("verdict serve ended before it listened: {status:?}");
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 panic!("verdict serve did not start within 120 s");
             }

@@ -112,10 +112,10 @@ pub fn check(engine: &Engine, policy: &Arc<CompiledPolicy>, f: &Fixture) -> Resu
             .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
         limits: f.limits.unwrap_or_default(),
     };
-    let settings_check =
-        engine
-            .runtime()
-            .validate_settings(policy, &binding.settings.to_string(), &binding.limits);
+    let settings_check = engine
+        .runtime()
+        .validate_settings(policy, &binding.settings.to_string(), &binding.limits)
+        .map_err(|e| format!("host error: {e}"))?;
     if f.expect == "error" {
         return match settings_check {
             Err(msg) => match_reason(f, std::slice::from_ref(&msg)),
@@ -126,13 +126,15 @@ pub fn check(engine: &Engine, policy: &Arc<CompiledPolicy>, f: &Fixture) -> Resu
 
     let active = ActiveBinding::new(&policy.info.name, binding, policy.clone());
     let now: Timestamp = DEFAULT_FIXTURE_TIME.parse().expect("constant timestamp");
-    let eval = engine.evaluate_with(
-        &ActiveSet::default(),
-        &[&active],
-        f.input.clone(),
-        now,
-        false,
-    );
+    let eval = engine
+        .evaluate_with(
+            &ActiveSet::default(),
+            &[&active],
+            f.input.clone(),
+            now,
+            false,
+        )
+        .map_err(|e| format!("host error: {e}"))?;
     let result = &eval.policies[0];
     let got = describe_outcome(result);
     if got != f.expect {

@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::http::listener::{self, Limits};
+use crate::engine::{Compiler, WorkerLimits};
 use crate::http::{self, Ctx};
 use crate::service::App;
 use crate::telemetry::{self, LogFormat};
@@ -109,7 +110,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
     let addr = listener.local_addr()?;
     let c = config.clone();
-    let app = tokio::task::spawn_blocking(move || App::open(&c))
+    // Uploads are compiled in a child process under limits: re-run this
+    // very executable (through /proc, so a binary replaced on disk during
+    // an upgrade still runs the same code as this server).
+    let exe = match std::path::Path::new("/proc/self/exe") {
+        p if p.exists() => p.to_path_buf(),
+        _ => std::env::current_exe().context("cannot find the verdict executable")?,
+    };
+    let compiler = Compiler::Worker(WorkerLimits {
+        exe,
+        memory_bytes: config.compile_memory_bytes,
+        timeout: Duration::from_millis(config.compile_timeout_ms),
+    });
+    let app = tokio::task::spawn_blocking(move || App::open_with(&c, compiler))
         .await?
         .with_context(|| format!("cannot open data dir `{}`", config.data_dir.display()))?;
     let app = Arc::new(app);

@@ -5,25 +5,33 @@
 //! Why a fresh instance every time: a policy instance that survived a
 //! decision could carry state into the next one and break replay. With the
 //! pooling allocator and an `InstancePre` a fresh instance costs a few µs.
+//!
+//! What the host lacks is never the policy's fault: an evaluation that
+//! cannot get a slot before its caller's deadline, or cannot be
+//! instantiated for a host reason (pool exhausted, no memory), is a
+//! [`HostError`] that aborts the whole decision, not a policy failure that
+//! would be recorded as the policy's vote.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 
 use super::cache::ArtifactCache;
+pub use super::slots::Lease;
+use super::slots::Slots;
 use super::wit::{self, t, Level, Policy, PolicyPre};
+use super::worker::{self, WorkerLimits};
 use crate::domain::{FailureKind, Limits, PolicyFailure, PolicyInfo, PolicyMeta};
 
 /// How often the epoch advances: the granularity of wall-clock deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Instances that may be alive at once. Sizes the pooling allocator; the
-/// [`Slots`] semaphore makes callers wait instead of failing when it is full.
-const POOL_SLOTS: u32 = 64;
 
 /// Log lines and bytes kept per evaluation; the rest are counted and dropped
 /// so a chatty policy cannot bloat the decision record.
@@ -33,18 +41,98 @@ const MAX_LOG_BYTES: usize = 8 * 1024;
 /// Table elements a policy may grow to (Rust guests need a few hundred).
 const MAX_TABLE_ELEMENTS: usize = 20_000;
 
+/// What one component may contain. wit-component makes a Rust policy of one
+/// memory, two tables and three core instances; the rest is room for other
+/// toolchains. A component over these is refused when it is compiled, so at
+/// run time the pool's totals below are always enough for the slots.
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const TABLES_PER_COMPONENT: u32 = 4;
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+
+/// Freed memories and tables decommitted together. Measured: batching
+/// decommits nearly halves the cost of dropping an instance.
+const DECOMMIT_BATCH: u32 = 32;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("not a WebAssembly component: {0}")]
     NotComponent(String),
     #[error("component failed to compile: {0}")]
     Compile(String),
+    #[error("component too expensive to compile: {0}")]
+    TooExpensive(String),
     #[error("component does not implement the `verdict:policy` world: {0}")]
     World(String),
     #[error("`describe` failed: {0}")]
     Describe(String),
     #[error("engine set-up failed: {0}")]
     Setup(String),
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// The host could not run an evaluation. Never a policy's failure: it
+/// aborts the decision (HTTP 503) and nothing is recorded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HostError {
+    #[error(
+        "overloaded: no evaluation slot came free for policy `{policy}` within the request's \
+         deadline (waited {waited_ms} ms); retry later"
+    )]
+    Overloaded { policy: String, waited_ms: u64 },
+    #[error("the host could not instantiate policy `{policy}`: {cause}")]
+    Instantiate { policy: String, cause: String },
+    #[error(
+        "overloaded: policy `{policy}` got only {cpu_ms} ms of CPU for its {timeout_ms} ms \
+         deadline before the request's deadline passed (the host is short of CPU); retry later"
+    )]
+    Starved {
+        policy: String,
+        cpu_ms: u64,
+        timeout_ms: u64,
+    },
+}
+
+/// How a [`Runtime`] runs and compiles policies.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Evaluations that run at once; the rest wait in a queue. Near the
+    /// core count, so a policy's wall-clock deadline measures its own work,
+    /// not CPU queueing. Default: [`default_concurrency`].
+    pub max_concurrent: u32,
+    /// How long a call without a caller's deadline (`describe` at upload,
+    /// `validate-settings`) may wait for a slot.
+    pub queue_timeout: Duration,
+    /// Where components are compiled.
+    pub compiler: Compiler,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            max_concurrent: default_concurrency(),
+            queue_timeout: Duration::from_secs(30),
+            compiler: Compiler::InProcess,
+        }
+    }
+}
+
+/// The number of cores this process may use.
+pub fn default_concurrency() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .unwrap_or(1)
+}
+
+/// Where components are compiled.
+#[derive(Debug, Clone)]
+pub enum Compiler {
+    /// In this process, without memory or time limits: for input the
+    /// caller trusts (the fixture runner, library tests).
+    InProcess,
+    /// In a child process under memory, CPU and wall-clock limits: for
+    /// uploads (the server).
+    Worker(WorkerLimits),
 }
 
 /// Per-store host state: the limiter and the policy's log.
@@ -61,6 +149,8 @@ struct Limiter {
     /// that follows (usually an allocation-failure abort) is reported as what
     /// it really is.
     memory_denied: Option<usize>,
+    /// Set when the policy asked for a larger table than allowed.
+    table_denied: Option<usize>,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -83,7 +173,11 @@ impl wasmtime::ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        if desired > MAX_TABLE_ELEMENTS {
+            self.table_denied = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
     }
 }
 
@@ -100,39 +194,17 @@ impl wit::verdict::policy::host::Host for HostState {
 
 impl wit::verdict::policy::types::Host for HostState {}
 
-/// A counting semaphore over pool slots (blocking: evaluations run on
-/// blocking threads, never on the async reactor).
-struct Slots {
-    free: Mutex<u32>,
-    cond: Condvar,
-}
-
-impl Slots {
-    fn acquire(&self) -> SlotGuard<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.cond.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        SlotGuard(self)
-    }
-}
-
-struct SlotGuard<'a>(&'a Slots);
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.cond.notify_one();
-    }
-}
-
 /// The wasmtime engine, the linker granting the host's imports, and the
 /// epoch ticker that turns timeouts into traps.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     slots: Slots,
+    queue_timeout: Duration,
+    compiler: Compiler,
+    /// One compile at a time: compiling is the most expensive thing an
+    /// upload can ask for, and uploads are rare.
+    compiling: Mutex<()>,
     /// This engine's compiled-code format tag, computed once: it keys the
     /// artifact cache on every compile.
     tag: String,
@@ -169,6 +241,15 @@ impl CompiledPolicy {
             uploaded_at,
         }
     }
+
+    /// How the policy is named in host errors: its own name, once known.
+    fn label(&self) -> &str {
+        if self.info.name.is_empty() {
+            &self.digest
+        } else {
+            &self.info.name
+        }
+    }
 }
 
 impl std::fmt::Debug for CompiledPolicy {
@@ -192,25 +273,63 @@ pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// The engine settings compiled code depends on. The compile worker builds
+/// its engine from these too, so its artifacts load in the server's engine.
+fn code_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true);
+    config
+}
+
+/// The pooling allocator sized for `slots` instances at once.
+fn pool_config(slots: u32) -> PoolingAllocationConfig {
+    // wasmtime shards its decommit queue per CPU (at most 16 shards). Each
+    // shard keeps up to a batch of freed memories and tables before it
+    // decommits them, and a flush in progress holds up to another batch:
+    // free for us, not yet for the pool. Without room for them, the pool
+    // runs dry while fewer than `slots` instances are alive.
+    let shards = default_concurrency().clamp(1, 16);
+    let held_back = shards * DECOMMIT_BATCH * 2;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(slots * MEMORIES_PER_COMPONENT + held_back)
+        .total_tables(slots * TABLES_PER_COMPONENT + held_back)
+        .max_memory_size(Limits::MAX_MEMORY_BYTES as usize)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .decommit_batch_size(DECOMMIT_BATCH as usize);
+    pool
+}
+
+/// Compile `bytes` with the server's code settings and serialize the
+/// result: the compile worker's job (see `worker.rs`).
+pub(super) fn compile_to_artifact(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut config = code_config();
+    // One thread: the worker's memory limit then bounds one compile, and
+    // its CPU limit is its wall-clock time.
+    config.parallel_compilation(false);
+    let engine = Engine::new(&config).map_err(|e| format!("engine set-up failed: {e:#}"))?;
+    let component = Component::new(&engine, bytes).map_err(|e| format!("{e:#}"))?;
+    component
+        .serialize()
+        .map_err(|e| format!("cannot serialize: {e:#}"))
+}
+
 impl Runtime {
     pub fn new() -> Result<Runtime, SandboxError> {
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(POOL_SLOTS)
-            // wit-component may add small shim modules beside the policy's own.
-            .total_core_instances(POOL_SLOTS * 4)
-            .total_memories(POOL_SLOTS * 2)
-            .total_tables(POOL_SLOTS * 4)
-            .max_memory_size(Limits::MAX_MEMORY_BYTES as usize)
-            .table_elements(MAX_TABLE_ELEMENTS)
-            // Measured (performance.md): batching decommits nearly halves
-            // the cost of dropping an instance.
-            .decommit_batch_size(32);
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        Runtime::with_options(RuntimeOptions::default())
+    }
+
+    pub fn with_options(options: RuntimeOptions) -> Result<Runtime, SandboxError> {
+        let slots = options.max_concurrent.max(1);
+        let mut config = code_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(slots)));
         let engine = Engine::new(&config).map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
 
         let mut linker = Linker::new(&engine);
@@ -243,10 +362,10 @@ impl Runtime {
             tag,
             engine,
             linker,
-            slots: Slots {
-                free: Mutex::new(POOL_SLOTS),
-                cond: Condvar::new(),
-            },
+            slots: Slots::new(slots),
+            queue_timeout: options.queue_timeout,
+            compiler: options.compiler,
+            compiling: Mutex::new(()),
             stop_ticker,
         })
     }
@@ -257,7 +376,18 @@ impl Runtime {
         &self.tag
     }
 
-    /// Validate, compile and describe a component.
+    /// Evaluations that may run at once.
+    pub fn max_concurrent(&self) -> u32 {
+        self.slots.capacity()
+    }
+
+    /// The deadline for calls made on no caller's behalf.
+    pub fn default_deadline(&self) -> Instant {
+        Instant::now() + self.queue_timeout
+    }
+
+    /// Validate, compile and describe a component. Only a component that
+    /// passes every check reaches the artifact cache.
     pub fn load(
         &self,
         bytes: &[u8],
@@ -276,7 +406,14 @@ impl Runtime {
             ));
         }
         let digest = digest_of(bytes);
-        let component = self.compile(&digest, bytes, cache)?;
+        let tag = self.compatibility_tag();
+        let (component, fresh) = match self.cached(&digest, cache) {
+            Some(component) => (component, None),
+            None => {
+                let (component, artifact) = self.compile(bytes, cache.is_some())?;
+                (component, artifact)
+            }
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -294,7 +431,13 @@ impl Runtime {
             size: bytes.len() as u64,
             pre,
         };
-        let run = self.call(&policy, &Limits::default(), |p, s| p.call_describe(s));
+        let run = self.call(
+            &mut self.lease(),
+            &policy,
+            &Limits::default(),
+            self.default_deadline(),
+            |p, s| p.call_describe(s),
+        )?;
         let info = run.result.map_err(|f| SandboxError::Describe(f.message))?;
         check_info(&info).map_err(SandboxError::Describe)?;
         let default_settings = serde_json::from_str(&info.default_settings).map_err(|e| {
@@ -307,64 +450,111 @@ impl Runtime {
             metrics: info.metrics,
             default_settings,
         };
+        if let (Some(cache), Some(artifact)) = (cache, fresh) {
+            // A cache write failure only costs a recompile on next start.
+            if let Err(e) = cache.put(&policy.digest, tag, &artifact) {
+                tracing::warn!(digest = %policy.digest, error = %e, "could not cache compiled policy");
+            }
+        }
         Ok(policy)
     }
 
-    fn compile(
-        &self,
-        digest: &str,
-        bytes: &[u8],
-        cache: Option<&ArtifactCache>,
-    ) -> Result<Component, SandboxError> {
-        let tag = self.compatibility_tag();
-        if let Some(artifact) = cache.and_then(|c| c.get(digest, tag)) {
-            // SAFETY: the cache only holds bytes this engine configuration
-            // serialized (keyed by digest and compatibility tag, inside our
-            // own data dir); wasmtime still checks the header and version
-            // and fails cleanly on a mismatch, in which case we recompile.
-            if let Ok(c) = unsafe { Component::deserialize(&self.engine, &artifact) } {
-                return Ok(c);
+    /// The cached compilation of `digest`, if the cache holds one that
+    /// verifies (see `cache.rs`) and this engine accepts.
+    fn cached(&self, digest: &str, cache: Option<&ArtifactCache>) -> Option<Component> {
+        let artifact = cache?.get(digest, self.compatibility_tag())?;
+        // SAFETY: deserializing maps the artifact as native code. The cache
+        // returns only bytes whose HMAC, under the data dir's secret key,
+        // proves this server serialized them for this digest and this engine
+        // configuration; wasmtime still checks the header and version and
+        // fails cleanly on a mismatch, in which case we recompile.
+        match unsafe { Component::deserialize(&self.engine, &artifact) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(digest, error = %format!("{e:#}"), "cached artifact unusable; recompiling");
+                None
             }
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
-        if let (Some(cache), Ok(artifact)) = (cache, component.serialize()) {
-            // A cache write failure only costs a recompile on next start.
-            if let Err(e) = cache.put(digest, tag, &artifact) {
-                tracing::warn!(digest, error = %e, "could not cache compiled policy");
-            }
-        }
-        Ok(component)
     }
 
-    /// Check settings through the policy's `validate-settings` export.
+    /// Compile `bytes`, one compile at a time; with `keep`, also return the
+    /// serialized artifact for the cache.
+    fn compile(
+        &self,
+        bytes: &[u8],
+        keep: bool,
+    ) -> Result<(Component, Option<Vec<u8>>), SandboxError> {
+        let _one_at_a_time = self.compiling.lock().unwrap_or_else(|e| e.into_inner());
+        match &self.compiler {
+            Compiler::InProcess => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+                let artifact = if keep {
+                    component.serialize().ok()
+                } else {
+                    None
+                };
+                Ok((component, artifact))
+            }
+            Compiler::Worker(limits) => {
+                let artifact = worker::compile(limits, bytes)?;
+                // SAFETY: the artifact was just serialized by our own
+                // executable from these bytes with this engine's code
+                // settings, and came over a pipe only we hold. wasmtime
+                // checks its header, version and settings; loading it also
+                // checks the component against the pool's per-component
+                // limits, which is a refusal of the component.
+                let component = unsafe { Component::deserialize(&self.engine, &artifact) }
+                    .map_err(|e| SandboxError::Compile(format!("{e:#}")))?;
+                Ok((component, keep.then_some(artifact)))
+            }
+        }
+    }
+
+    /// Check settings through the policy's `validate-settings` export:
+    /// `Ok(Err(message))` when the policy refuses them.
     pub fn validate_settings(
         &self,
         policy: &CompiledPolicy,
         settings: &str,
         limits: &Limits,
-    ) -> Result<(), String> {
-        let run = self.call(policy, limits, |p, s| p.call_validate_settings(s, settings));
-        match run.result {
+    ) -> Result<Result<(), String>, HostError> {
+        let deadline = self.default_deadline();
+        let run = self.call(&mut self.lease(), policy, limits, deadline, |p, s| {
+            p.call_validate_settings(s, settings)
+        })?;
+        Ok(match run.result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(msg),
             Err(f) => Err(f.message),
-        }
+        })
     }
 
-    /// Run `evaluate` in a fresh instance under `limits`.
+    /// A claim on an evaluation slot, for a caller running several policies
+    /// one after another (a decision): see [`Lease`].
+    pub fn lease(&self) -> Lease<'_> {
+        self.slots.lease()
+    }
+
+    /// Run `evaluate` in a fresh instance under `limits`, if a slot comes
+    /// free in time for the evaluation to finish by `deadline`. The slot is
+    /// `lease`'s, kept for the caller's next policy.
     pub fn evaluate(
         &self,
+        lease: &mut Lease<'_>,
         policy: &CompiledPolicy,
         input: &t::Input,
         limits: &Limits,
-    ) -> Run<t::Outcome> {
+        deadline: Instant,
+    ) -> Result<Run<t::Outcome>, HostError> {
         let Run {
             result,
             fuel_used,
             duration,
             log,
-        } = self.call(policy, limits, |p, s| p.call_evaluate(s, input));
+        } = self.call(lease, policy, limits, deadline, |p, s| {
+            p.call_evaluate(s, input)
+        })?;
         let result = match result {
             Ok(Ok(outcome)) => check_output(outcome, limits),
             Ok(Err(msg)) => Err(PolicyFailure {
@@ -373,27 +563,44 @@ impl Runtime {
             }),
             Err(f) => Err(f),
         };
-        Run {
+        Ok(Run {
             result,
             fuel_used,
             duration,
             log,
-        }
+        })
     }
 
     /// Instantiate `policy` in a fresh store under `limits` and call `f`.
+    ///
+    /// Waits for a slot until the policy's own deadline would end past
+    /// `deadline` (a slot free now is always taken). The policy's deadline
+    /// starts once it holds the slot: waiting is not running.
     fn call<R>(
         &self,
+        lease: &mut Lease<'_>,
         policy: &CompiledPolicy,
         limits: &Limits,
+        deadline: Instant,
         f: impl FnOnce(&Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
-    ) -> Run<R> {
-        let _slot = self.slots.acquire();
+    ) -> Result<Run<R>, HostError> {
+        let timeout_ms = limits.timeout_ms.min(Limits::MAX_TIMEOUT_MS);
+        let start_by = deadline
+            .checked_sub(Duration::from_millis(timeout_ms))
+            .unwrap_or_else(Instant::now);
+        lease
+            .hold(&policy.digest, start_by)
+            .map_err(|t| HostError::Overloaded {
+                policy: policy.label().to_string(),
+                waited_ms: t.waited.as_millis() as u64,
+            })?;
         let started = Instant::now();
+        let cpu_started = thread_cpu_time();
         let state = HostState {
             limiter: Limiter {
                 memory_limit: limits.memory_bytes.min(Limits::MAX_MEMORY_BYTES) as usize,
                 memory_denied: None,
+                table_denied: None,
             },
             log: Vec::new(),
             log_bytes: 0,
@@ -403,17 +610,43 @@ impl Runtime {
         store.limiter(|s| &mut s.limiter);
         // set_fuel only fails when fuel is not enabled in the config; it is.
         let _ = store.set_fuel(limits.fuel);
-        let ticks = limits.timeout_ms.min(Limits::MAX_TIMEOUT_MS) / EPOCH_TICK.as_millis() as u64;
+        let ticks = timeout_ms / EPOCH_TICK.as_millis() as u64;
         // +1: the next tick may come at any moment, so a deadline of N ticks
         // could otherwise fire after less than N ms.
         store.set_epoch_deadline(ticks + 1);
-        store.epoch_deadline_trap();
+        // The deadline is wall-clock time, but time the host did not give
+        // the policy (its thread descheduled on a busy machine) is not the
+        // policy's: the deadline only fails a policy that ran for at least
+        // half of it. One that got less runs on until it has, or until its
+        // caller's deadline, and then the host is the one out of time.
+        let needed = Duration::from_millis(timeout_ms) / 2;
+        store.epoch_deadline_callback(move |_| {
+            let cpu = thread_cpu_time().saturating_sub(cpu_started);
+            match at_deadline(cpu, needed, Instant::now() >= deadline) {
+                AtDeadline::Fail => Ok(UpdateDeadline::Interrupt),
+                AtDeadline::Starved => Err(Starved { cpu }.into()),
+                AtDeadline::Extend(ticks) => Ok(UpdateDeadline::Continue(ticks)),
+            }
+        });
 
-        let result = policy
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&instance, &mut store));
+        let result = match policy.pre.instantiate(&mut store) {
+            Ok(instance) => f(&instance, &mut store),
+            Err(e) if !guest_caused(&e, store.data()) && e.downcast_ref::<Starved>().is_none() => {
+                return Err(HostError::Instantiate {
+                    policy: policy.label().to_string(),
+                    cause: format!("{e:#}"),
+                });
+            }
+            Err(e) => Err(e),
+        };
         let duration = started.elapsed();
+        if let Some(Starved { cpu }) = result.as_ref().err().and_then(|e| e.downcast_ref()) {
+            return Err(HostError::Starved {
+                policy: policy.label().to_string(),
+                cpu_ms: cpu.as_millis() as u64,
+                timeout_ms,
+            });
+        }
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let result = result.map_err(|e| classify(&e, store.data(), limits, fuel_used));
         let state = store.into_data();
@@ -424,13 +657,74 @@ impl Runtime {
                 state.dropped_log_lines
             ));
         }
-        Run {
+        Ok(Run {
             result,
             fuel_used,
             duration,
             log,
-        }
+        })
     }
+}
+
+/// CPU time this thread has used. Where the clock is unavailable it reads
+/// zero, and a policy's deadline then waits for its caller's.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// What to do when a policy's wall-clock deadline has passed.
+#[derive(Debug, PartialEq, Eq)]
+enum AtDeadline {
+    /// It ran for long enough: the policy failed its deadline.
+    Fail,
+    /// It did not, and its caller's deadline has passed: the host's failure.
+    Starved,
+    /// Check again in this many ticks, once the missing CPU time could
+    /// have been used.
+    Extend(u64),
+}
+
+/// A policy fails its deadline once it has used `needed` CPU time; short of
+/// that, it runs on until its caller's deadline.
+fn at_deadline(cpu: Duration, needed: Duration, past_caller_deadline: bool) -> AtDeadline {
+    if cpu >= needed {
+        AtDeadline::Fail
+    } else if past_caller_deadline {
+        AtDeadline::Starved
+    } else {
+        let missing = (needed - cpu).as_millis() / EPOCH_TICK.as_millis();
+        AtDeadline::Extend(u64::try_from(missing).unwrap_or(u64::MAX).max(1))
+    }
+}
+
+/// Raised from the epoch callback when a policy's thread got less than
+/// half its deadline as CPU time before its caller's deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("starved of CPU ({cpu:?} used)")]
+struct Starved {
+    cpu: Duration,
+}
+
+/// Whether an instantiation failed because of the policy: its start code
+/// trapped or ran out of a limit, or it asked for more memory or table than
+/// its binding allows. Anything else (the pool exhausted, the host out of
+/// memory) is the host's: the same component instantiated fine when it was
+/// loaded, under the same engine.
+fn guest_caused(err: &wasmtime::Error, state: &HostState) -> bool {
+    state.limiter.memory_denied.is_some()
+        || state.limiter.table_denied.is_some()
+        || err.downcast_ref::<Trap>().is_some()
 }
 
 /// Turn a wasmtime error into the policy failure an operator can act on.
@@ -443,6 +737,14 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits, fuel: u64
                 "memory limit {:.0} MiB exceeded (asked for {:.1} MiB)",
                 mib(limits.memory_bytes),
                 mib(desired as u64)
+            ),
+        };
+    }
+    if let Some(desired) = state.limiter.table_denied {
+        return PolicyFailure {
+            kind: FailureKind::Instantiate,
+            message: format!(
+                "table limit of {MAX_TABLE_ELEMENTS} elements exceeded (asked for {desired})"
             ),
         };
     }
@@ -581,4 +883,35 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_fails_a_policy_only_for_time_it_ran() {
+        let ms = Duration::from_millis;
+        // Ran for at least half its deadline: the policy's failure.
+        assert_eq!(at_deadline(ms(100), ms(100), false), AtDeadline::Fail);
+        assert_eq!(at_deadline(ms(150), ms(100), true), AtDeadline::Fail);
+        // Descheduled most of the time: more time, for what it missed.
+        assert_eq!(at_deadline(ms(30), ms(100), false), AtDeadline::Extend(70));
+        assert_eq!(
+            at_deadline(Duration::from_micros(99_900), ms(100), false),
+            AtDeadline::Extend(1)
+        );
+        // Its caller has given up: the host ran out of time, not the policy.
+        assert_eq!(at_deadline(ms(30), ms(100), true), AtDeadline::Starved);
+    }
+
+    #[test]
+    fn this_threads_cpu_time_advances_with_work() {
+        let before = thread_cpu_time();
+        let mut x = 0u64;
+        while thread_cpu_time() - before < Duration::from_millis(5) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(thread_cpu_time() > before);
+    }
 }

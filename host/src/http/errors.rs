@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
-use crate::engine::{EngineError, SandboxError};
+use crate::engine::{EngineError, HostError, SandboxError};
 use crate::service::ServiceError;
 use crate::store::StoreError;
 
@@ -142,11 +142,23 @@ impl From<ServiceError> for ApiError {
                 EngineError::Sandbox(SandboxError::Setup(_)) => {
                     (S::INTERNAL_SERVER_ERROR, "internal")
                 }
+                // The host could not run a policy: retryable, never the
+                // policy's (nor the caller's) fault.
+                EngineError::Host(HostError::Overloaded { .. } | HostError::Starved { .. })
+                | EngineError::Sandbox(SandboxError::Host(
+                    HostError::Overloaded { .. } | HostError::Starved { .. },
+                )) => (S::SERVICE_UNAVAILABLE, "overloaded"),
+                EngineError::Host(HostError::Instantiate { .. })
+                | EngineError::Sandbox(SandboxError::Host(HostError::Instantiate { .. })) => {
+                    (S::SERVICE_UNAVAILABLE, "sandbox_unavailable")
+                }
                 EngineError::Sandbox(_) => (S::UNPROCESSABLE_ENTITY, "invalid_policy"),
             },
         };
         if status == S::INTERNAL_SERVER_ERROR {
             tracing::error!("{message}");
+        } else if status == S::SERVICE_UNAVAILABLE {
+            tracing::warn!("{message}");
         }
         ApiError::new(status, code, message)
     }
