@@ -9,6 +9,18 @@ use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Bounds on a decision request, so one request cannot occupy the engine
+/// with megabytes of samples per policy.
+pub const MAX_METRICS: usize = 256;
+pub const MAX_SAMPLES_PER_SERIES: usize = 100_000;
+
+/// The instants a request's `time` may name: the Unix epoch up to (not
+/// including) the year 9999, so every range computed from it (a pull's
+/// lookback) stays inside what the time library represents.
+pub const EARLIEST_TIME: Timestamp = Timestamp::UNIX_EPOCH;
+/// See [`EARLIEST_TIME`]: 9999-01-01T00:00:00Z.
+pub const LATEST_TIME: Timestamp = Timestamp::constant(253_370_764_800, 0);
+
 /// Longest service or environment name (a DNS label's limit, so Kubernetes
 /// namespaces and Flagger canary names fit).
 pub const MAX_NAME_LEN: usize = 63;

@@ -37,7 +37,7 @@ use errors::{shown, ApiError, RequestError};
 /// Shared state every route needs.
 #[derive(Clone)]
 pub struct Ctx {
-    pub app: Arc<App>,
+    pub app: App,
     pub auth: Arc<Auth>,
     pub max_body: u64,
     pub max_policy: u64,
@@ -47,7 +47,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(app: Arc<App>, config: &Config) -> Ctx {
+    pub fn new(app: App, config: &Config) -> Ctx {
         Ctx {
             app,
             auth: Arc::new(Auth::new(&config.tokens)),

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::builtin;
 use crate::config::Config;
 use crate::domain::{
-    check_scope_name, shown, Binding, Decision, DecisionRequest, Evaluation, Freeze, InvalidName,
+    check_scope_name, shown, Binding, EARLIEST_TIME, LATEST_TIME, MAX_METRICS,
+    MAX_SAMPLES_PER_SERIES, Decision, DecisionRequest, Evaluation, Freeze, InvalidName,
     PolicyMeta, PolicyResult, Selector, Verdict,
 };
 use crate::engine::{
@@ -26,21 +27,9 @@ use crate::store::{Appended, BuiltinInstall, Page, Query, Store, StoreError, Ver
 use crate::telemetry;
 use tracing::Instrument;
 
-/// Bounds on a decision request, so one request cannot occupy the engine
-/// with megabytes of samples per policy.
-pub const MAX_METRICS: usize = 256;
-pub const MAX_SAMPLES_PER_SERIES: usize = 100_000;
-
 /// Most policy references one replay may name (after which it is refused,
 /// not truncated); repeated references run once.
 pub const MAX_REPLAY_POLICIES: usize = 64;
-
-/// The instants a request's `time` may name: the Unix epoch up to (not
-/// including) the year 9999, so every range computed from it (a pull's
-/// lookback) stays inside what the time library represents.
-pub const EARLIEST_TIME: Timestamp = Timestamp::UNIX_EPOCH;
-/// See [`EARLIEST_TIME`]: 9999-01-01T00:00:00Z.
-pub const LATEST_TIME: Timestamp = Timestamp::constant(253_370_764_800, 0);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -88,6 +77,10 @@ pub enum ServiceError {
     Cancelled,
     #[error("unknown decision `{0}`")]
     UnknownDecision(String),
+    /// The server's own configuration is wrong (found when the service
+    /// opens: a metric source that cannot be set up).
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -127,7 +120,29 @@ pub struct PolicyDiff {
     pub after: Option<String>,
 }
 
+/// The one door to the decision service, for the HTTP handlers and the
+/// CLI. Cheap to clone. Every method that reads or writes the store, or
+/// runs Wasm, does that work on the blocking pool itself, so a caller on
+/// the async reactor never blocks it and never decides where the work runs.
+/// The engine and the store stay behind it.
+#[derive(Clone)]
 pub struct App {
+    core: Arc<Core>,
+}
+
+/// The counts `/readyz` and the start-up line report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub ready: bool,
+    pub policies: usize,
+    pub bindings: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<String>,
+}
+
+/// What [`App`] runs its work on: the synchronous rules, called on the
+/// blocking pool.
+struct Core {
     engine: Arc<Engine>,
     store: Store,
     /// Metric sources and queries: what to pull before evaluating.
@@ -145,17 +160,17 @@ pub struct App {
     request_timeout: Duration,
 }
 
-impl App {
+impl Core {
     /// Open the store under `config.data_dir`, restore the registry,
     /// bindings and freezes it holds, and install the built-ins on first start.
     /// Components are compiled in this process, without limits: for
-    /// trusted callers (tests). The server uses [`App::open_with`].
-    pub fn open(config: &Config) -> Result<App, ServiceError> {
-        App::open_with(config, Compiler::InProcess)
-    }
-
-    /// [`App::open`], compiling components with `compiler`.
-    pub fn open_with(config: &Config, compiler: Compiler) -> Result<App, ServiceError> {
+    /// [`App::open_with`].
+    fn open_with(config: &Config, compiler: Compiler) -> Result<Core, ServiceError> {
+        // Built once, here, and first: a source's set-up (its token file,
+        // its client) is read and checked once per start, before the data
+        // dir is touched.
+        let sources = Sources::new(&config.metric_sources, &config.metric_queries)
+            .map_err(ServiceError::Config)?;
         let store = Store::open_with(
             &config.data_dir.join("store"),
             crate::store::Options {
@@ -177,9 +192,7 @@ impl App {
             compiler,
         };
         let engine = Arc::new(Engine::with_options(Some(cache), options)?);
-        let sources = Sources::new(&config.metric_sources, &config.metric_queries)
-            .map_err(ServiceError::InvalidRequest)?;
-        let app = App {
+        let app = Core {
             engine,
             store,
             sources: Arc::new(sources),
@@ -300,80 +313,6 @@ impl App {
         Ok(())
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// Ready to decide: started, and the store has not failed.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.store.failure().is_none()
-    }
-
-    /// Why the store failed, if it has (readiness reports it).
-    pub fn store_failure(&self) -> Option<String> {
-        self.store.failure()
-    }
-
-    /// Resolves when the store fails: the server then shuts down so its
-    /// supervisor restarts it on a reopened store.
-    pub async fn store_failed(&self) -> String {
-        self.store.failed().await
-    }
-
-    /// Decide and store: a live decision, made at the server's clock.
-    /// Returns the stored decision and whether it is new (false: the
-    /// earlier decision of the same request under the same idempotency key).
-    /// Runs in a `decision` span, then counts and logs the decision
-    /// (telemetry.rs); the work itself is `decide_untraced`.
-    pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
-        // Before the span: only valid names reach traces, logs and metric labels.
-        validate_request(&req)?;
-        let span = telemetry::decision_span(&req);
-        let started = std::time::Instant::now();
-        let result = self.decide_untraced(req).instrument(span.clone()).await;
-        telemetry::decided(&span, started, &result);
-        result
-    }
-
-    async fn decide_untraced(
-        &self,
-        mut req: DecisionRequest,
-    ) -> Result<(Decision, bool), ServiceError> {
-        // The request as the caller sent it, before the server fills anything in.
-        let fingerprint = req.idempotency_key.as_ref().map(|_| req.fingerprint());
-        if let (Some(key), Some(fp)) = (&req.idempotency_key, &fingerprint) {
-            // A retry of the same request gets its decision back whatever
-            // time it is now; another request under the key is a conflict.
-            if let Some(existing) = self.store.find_idempotent(key, fp)? {
-                return Ok((existing, false));
-            }
-        }
-        let now = Timestamp::now();
-        self.check_clock(req.time, now)?;
-        // The decision time is the server's: policies, pulled ranges and
-        // the record all use it.
-        req.time = Some(now);
-        let engine = self.engine.clone();
-        let sources = self.sources.clone();
-        // The request's own deadline bounds its wait for evaluation slots.
-        let deadline = Instant::now() + self.request_timeout;
-        let eval = blocking("evaluation", move || {
-            let mut req = req;
-            sources.pull(&mut req);
-            engine.evaluate_until(req, now, deadline)
-        })
-        .await?
-        .map_err(EngineError::from)?;
-        match self.store.append_fingerprinted(eval, fingerprint).await? {
-            Appended::New(d) => Ok((d, true)),
-            Appended::Existing(d) => Ok((d, false)),
-        }
-    }
-
     /// A live decision's `time`, if sent, must be within the configured
     /// skew of the server's clock (it is then replaced by the clock).
     fn check_clock(&self, sent: Option<Timestamp>, now: Timestamp) -> Result<(), ServiceError> {
@@ -390,41 +329,49 @@ impl App {
         Ok(())
     }
 
-    /// What the metric sources would add to `req` right now, without
-    /// deciding or storing anything: for checking queries and templates.
-    /// The caller's `time` is honoured (validated to a representable range).
-    pub async fn preview_pull(
+    /// Everything of a live decision up to the store's append: the earlier
+    /// decision of a repeated request, or the evaluation to append.
+    fn evaluate_live(
         &self,
-        req: DecisionRequest,
-    ) -> Result<Vec<crate::domain::Metric>, ServiceError> {
-        validate_request(&req)?;
-        let sources = self.sources.clone();
-        blocking("metric pull", move || {
-            let mut req = req;
-            req.time.get_or_insert(Timestamp::now());
-            let pushed = req.metrics.len();
-            sources.pull(&mut req);
-            req.metrics.split_off(pushed)
-        })
-        .await
+        mut req: DecisionRequest,
+        fingerprint: Option<&[u8; 32]>,
+    ) -> Result<Result<Evaluation, Decision>, ServiceError> {
+        if let (Some(key), Some(fp)) = (&req.idempotency_key, fingerprint) {
+            // A retry of the same request gets its decision back whatever
+            // time it is now; another request under the key is a conflict.
+            if let Some(existing) = self.store.find_idempotent(key, fp)? {
+                return Ok(Err(existing));
+            }
+        }
+        let now = Timestamp::now();
+        self.check_clock(req.time, now)?;
+        // The decision time is the server's: policies, pulled ranges and
+        // the record all use it.
+        req.time = Some(now);
+        // The request's own deadline bounds its wait for evaluation slots.
+        let deadline = Instant::now() + self.request_timeout;
+        self.sources.pull(&mut req);
+        let eval = self
+            .engine
+            .evaluate_until(req, now, deadline)
+            .map_err(EngineError::from)?;
+        Ok(Ok(eval))
     }
 
-    pub fn decision(&self, id: &str) -> Result<Decision, ServiceError> {
+    fn decision(&self, id: &str) -> Result<Decision, ServiceError> {
         self.store
             .get(id)?
             .ok_or_else(|| ServiceError::UnknownDecision(id.to_string()))
     }
 
-    pub fn query(&self, q: &Query) -> Result<Page, ServiceError> {
-        Ok(self.store.query(q)?)
-    }
-
-    pub fn verify(&self) -> Result<VerifyReport, ServiceError> {
-        Ok(self.store.verify()?)
-    }
-
-    /// Re-run a stored decision's exact input; nothing is stored.
-    pub async fn replay(&self, id: &str, how: ReplayRequest) -> Result<ReplayReport, ServiceError> {
+    /// Re-run a stored decision's exact input; nothing is stored. Stops
+    /// before its next policy once `cancelled` is set.
+    fn replay(
+        &self,
+        id: &str,
+        how: ReplayRequest,
+        cancelled: &AtomicBool,
+    ) -> Result<ReplayReport, ServiceError> {
         let original = self.decision(id)?;
         if how.as_recorded {
             for p in &original.policies {
@@ -446,36 +393,27 @@ impl App {
                 .cloned()
                 .collect()
         };
-        let engine = self.engine.clone();
-        let request = original.request.clone();
         let at = original.request.time.unwrap_or(original.decided_at);
-        let as_recorded = how.as_recorded;
-        let (freeze_ids, recorded_reasons) = (original.freezes.clone(), original.reasons.clone());
-        // Dropping this future (the client went away, or the request timed
-        // out) raises the flag: the replay stops before its next policy
-        // instead of burning CPU for nobody.
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let _cancel_on_drop = CancelOnDrop(cancelled.clone());
+        let refs: Vec<&ActiveBinding> = bindings.iter().collect();
+        // As recorded, a manual freeze the decision was made under is part
+        // of its evidence and is reproduced from the record, not from
+        // today's freeze table. Otherwise no freeze applies: the replay
+        // answers what the policies would say.
+        let freezes = if how.as_recorded {
+            Freezes::Recorded {
+                ids: &original.freezes,
+                reasons: &original.reasons,
+            }
+        } else {
+            Freezes::Ignore
+        };
         let deadline = Instant::now() + self.request_timeout;
-        let replayed = blocking("replay", move || {
-            let refs: Vec<&ActiveBinding> = bindings.iter().collect();
-            // As recorded, a manual freeze the decision was made under is
-            // part of its evidence and is reproduced from the record, not
-            // from today's freeze table. Otherwise no freeze applies: the
-            // replay answers what the policies would say.
-            let freezes = if as_recorded {
-                Freezes::Recorded {
-                    ids: &freeze_ids,
-                    reasons: &recorded_reasons,
-                }
-            } else {
-                Freezes::Ignore
-            };
-            engine.evaluate_unless(&set, &refs, request, at, freezes, deadline, &cancelled)
-        })
-        .await?
-        .map_err(EngineError::from)?
-        .ok_or(ServiceError::Cancelled)?;
+        let request = original.request.clone();
+        let replayed = self
+            .engine
+            .evaluate_unless(&set, &refs, request, at, freezes, deadline, cancelled)
+            .map_err(EngineError::from)?
+            .ok_or(ServiceError::Cancelled)?;
         let diff = diff(&original.policies, &replayed.policies);
         Ok(ReplayReport {
             decision_id: original.id.clone(),
@@ -487,17 +425,14 @@ impl App {
         })
     }
 
-    /// Validate, persist, then activate a policy upload.
-    pub async fn put_policy(&self, name: &str, bytes: Vec<u8>) -> Result<PolicyMeta, ServiceError> {
+    /// Compile and check an upload, then persist and activate it.
+    fn put_policy(&self, name: &str, bytes: Vec<u8>) -> Result<PolicyMeta, ServiceError> {
         if !crate::engine::valid_name(name) {
             return Err(EngineError::InvalidName(name.to_string()).into());
         }
-        let engine = self.engine.clone();
-        let owned = name.to_string();
-        let (compiled, bytes) = blocking("compile", move || {
-            engine.compile(&owned, &bytes).map(|c| (Arc::new(c), bytes))
-        })
-        .await??;
+        // Compiled outside the admin lock: it takes long, and other admin
+        // writes need not wait for it.
+        let compiled = Arc::new(self.engine.compile(name, &bytes)?);
         let _admin = self.admin_lock();
         self.engine.check_upgrade(name, &compiled)?;
         let now = Timestamp::now();
@@ -508,14 +443,14 @@ impl App {
 
     /// Check, persist the delete, then deactivate: a crash in between
     /// leaves the policy deleted, never reinstated by a restart.
-    pub fn delete_policy(&self, name: &str) -> Result<PolicyMeta, ServiceError> {
+    fn delete_policy(&self, name: &str) -> Result<PolicyMeta, ServiceError> {
         let _admin = self.admin_lock();
         self.engine.check_remove_policy(name)?;
         self.store.delete_policy(name)?;
         Ok(self.engine.remove_policy(name)?)
     }
 
-    pub fn put_binding(&self, name: &str, binding: Binding) -> Result<(), ServiceError> {
+    fn put_binding(&self, name: &str, binding: Binding) -> Result<(), ServiceError> {
         let _admin = self.admin_lock();
         binding.selector.validate()?;
         if let Some((_, digest)) = binding.policy.split_once('@') {
@@ -526,7 +461,7 @@ impl App {
         Ok(self.engine.activate_binding(name, binding)?)
     }
 
-    pub fn delete_binding(&self, name: &str) -> Result<Binding, ServiceError> {
+    fn delete_binding(&self, name: &str) -> Result<Binding, ServiceError> {
         let _admin = self.admin_lock();
         if !self.engine.snapshot().bindings().any(|(n, _)| n == name) {
             return Err(EngineError::UnknownBinding(name.to_string()).into());
@@ -535,13 +470,13 @@ impl App {
         Ok(self.engine.remove_binding(name)?)
     }
 
-    pub fn create_freeze(
-        &self,
-        selector: Selector,
-        reason: String,
-        until: Timestamp,
-        created_by: Option<String>,
-    ) -> Result<Freeze, ServiceError> {
+    fn create_freeze(&self, new: NewFreeze) -> Result<Freeze, ServiceError> {
+        let NewFreeze {
+            selector,
+            reason,
+            until,
+            created_by,
+        } = new;
         selector.validate()?;
         let now = Timestamp::now();
         if reason.trim().is_empty() {
@@ -574,7 +509,7 @@ impl App {
         Ok(freeze)
     }
 
-    pub fn delete_freeze(&self, id: &str) -> Result<Freeze, ServiceError> {
+    fn delete_freeze(&self, id: &str) -> Result<Freeze, ServiceError> {
         let _admin = self.admin_lock();
         if !self.engine.snapshot().freezes().any(|f| f.id == id) {
             return Err(EngineError::UnknownFreeze(id.to_string()).into());
@@ -588,11 +523,239 @@ impl App {
         // ever replaced whole, so carrying on is safe.
         self.admin.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    /// Flush everything to disk (at shutdown).
-    pub fn close(&self) -> Result<(), ServiceError> {
-        self.ready.store(false, Ordering::Release);
-        Ok(self.store.flush()?)
+/// A manual freeze to create (`POST /v1/freezes`, `created_by` from the caller's token).
+#[derive(Debug, Clone)]
+pub struct NewFreeze {
+    pub selector: Selector,
+    pub reason: String,
+    pub until: Timestamp,
+    pub created_by: Option<String>,
+}
+
+impl App {
+    /// Open the store under `config.data_dir`, restore the registry,
+    /// bindings and freezes it holds, and install the built-ins on first
+    /// start. Blocking (start-up). Components are compiled in this process,
+    /// without limits: for trusted callers (tests). The server uses
+    /// [`App::open_with`].
+    pub fn open(config: &Config) -> Result<App, ServiceError> {
+        App::open_with(config, Compiler::InProcess)
+    }
+
+    /// [`App::open`], compiling components with `compiler`.
+    pub fn open_with(config: &Config, compiler: Compiler) -> Result<App, ServiceError> {
+        Ok(App {
+            core: Arc::new(Core::open_with(config, compiler)?),
+        })
+    }
+
+    /// Run `work` on the core, on the blocking pool.
+    async fn on_core<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl FnOnce(&Core) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let core = self.core.clone();
+        blocking(what, move || work(&core)).await?
+    }
+
+    /// Ready to decide: started, and the store has not failed.
+    pub fn is_ready(&self) -> bool {
+        self.core.ready.load(Ordering::Acquire) && self.core.store.failure().is_none()
+    }
+
+    /// Why the store failed, if it has (readiness reports it).
+    pub fn store_failure(&self) -> Option<String> {
+        self.core.store.failure()
+    }
+
+    /// Resolves when the store fails: the server then shuts down so its
+    /// supervisor restarts it on a reopened store.
+    pub async fn store_failed(&self) -> String {
+        self.core.store.failed().await
+    }
+
+    /// Readiness and the size of the active set (memory only).
+    pub fn status(&self) -> Status {
+        let set = self.core.engine.snapshot();
+        Status {
+            ready: self.is_ready(),
+            policies: set.policies().count(),
+            bindings: set.bindings().count(),
+            store_failure: self.store_failure(),
+        }
+    }
+
+    /// Decide and store: a live decision, made at the server's clock.
+    /// Returns the stored decision and whether it is new (false: the
+    /// earlier decision of the same request under the same idempotency key).
+    /// Runs in a `decision` span, then counts and logs the decision
+    /// (telemetry.rs); the work itself is `decide_untraced`.
+    pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
+        // Before the span: only valid names reach traces, logs and metric labels.
+        validate_request(&req)?;
+        let span = telemetry::decision_span(&req);
+        let started = std::time::Instant::now();
+        let result = self.decide_untraced(req).instrument(span.clone()).await;
+        telemetry::decided(&span, started, &result);
+        result
+    }
+
+    async fn decide_untraced(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
+        // The request as the caller sent it, before the server fills anything in.
+        let fingerprint = req.idempotency_key.as_ref().map(|_| req.fingerprint());
+        let fp = fingerprint.clone();
+        let eval = match self
+            .on_core("evaluation", move |core| core.evaluate_live(req, fp.as_ref()))
+            .await?
+        {
+            Ok(eval) => eval,
+            Err(existing) => return Ok((existing, false)),
+        };
+        // The writer thread commits (group commit); nothing blocks here.
+        match self.core.store.append_fingerprinted(eval, fingerprint).await? {
+            Appended::New(d) => Ok((d, true)),
+            Appended::Existing(d) => Ok((d, false)),
+        }
+    }
+
+    /// What the metric sources would add to `req` right now, without
+    /// deciding or storing anything: for checking queries and templates.
+    /// The caller's `time` is honoured (validated to a representable range).
+    pub async fn preview_pull(
+        &self,
+        req: DecisionRequest,
+    ) -> Result<Vec<crate::domain::Metric>, ServiceError> {
+        validate_request(&req)?;
+        self.on_core("metric pull", move |core| {
+            let mut req = req;
+            req.time.get_or_insert(Timestamp::now());
+            let pushed = req.metrics.len();
+            core.sources.pull(&mut req);
+            Ok(req.metrics.split_off(pushed))
+        })
+        .await
+    }
+
+    /// One stored decision.
+    pub async fn decision(&self, id: &str) -> Result<Decision, ServiceError> {
+        let id = id.to_string();
+        self.on_core("read", move |core| core.decision(&id)).await
+    }
+
+    /// A page of the audit trail.
+    pub async fn query(&self, q: Query) -> Result<Page, ServiceError> {
+        self.on_core("query", move |core| Ok(core.store.query(&q)?))
+            .await
+    }
+
+    /// Walk the whole hash chain.
+    pub async fn verify(&self) -> Result<VerifyReport, ServiceError> {
+        self.on_core("verify", |core| Ok(core.store.verify()?)).await
+    }
+
+    /// Re-run a stored decision's exact input; nothing is stored.
+    pub async fn replay(&self, id: &str, how: ReplayRequest) -> Result<ReplayReport, ServiceError> {
+        // Dropping this future (the client went away, or the request timed
+        // out) raises the flag: the replay stops before its next policy
+        // instead of burning CPU for nobody.
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(cancelled.clone());
+        let id = id.to_string();
+        self.on_core("replay", move |core| core.replay(&id, how, &cancelled))
+            .await
+    }
+
+    /// Validate, persist, then activate a policy upload.
+    pub async fn put_policy(&self, name: &str, bytes: Vec<u8>) -> Result<PolicyMeta, ServiceError> {
+        let name = name.to_string();
+        self.on_core("policy upload", move |core| core.put_policy(&name, bytes))
+            .await
+    }
+
+    /// Delete a policy no binding uses.
+    pub async fn delete_policy(&self, name: &str) -> Result<PolicyMeta, ServiceError> {
+        let name = name.to_string();
+        self.on_core("policy delete", move |core| core.delete_policy(&name))
+            .await
+    }
+
+    /// Create or replace a binding (runs the policy's `validate-settings`).
+    pub async fn put_binding(&self, name: &str, binding: Binding) -> Result<(), ServiceError> {
+        let name = name.to_string();
+        self.on_core("binding", move |core| core.put_binding(&name, binding))
+            .await
+    }
+
+    pub async fn delete_binding(&self, name: &str) -> Result<Binding, ServiceError> {
+        let name = name.to_string();
+        self.on_core("binding delete", move |core| core.delete_binding(&name))
+            .await
+    }
+
+    pub async fn create_freeze(&self, new: NewFreeze) -> Result<Freeze, ServiceError> {
+        self.on_core("freeze", move |core| core.create_freeze(new))
+            .await
+    }
+
+    pub async fn delete_freeze(&self, id: &str) -> Result<Freeze, ServiceError> {
+        let id = id.to_string();
+        self.on_core("freeze delete", move |core| core.delete_freeze(&id))
+            .await
+    }
+
+    /// The registered policies (current versions), by name.
+    pub fn policies(&self) -> Vec<PolicyMeta> {
+        self.core.engine.snapshot().policies().cloned().collect()
+    }
+
+    pub fn policy(&self, name: &str) -> Result<PolicyMeta, ServiceError> {
+        self.core
+            .engine
+            .snapshot()
+            .policy(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownPolicy(name.to_string()).into())
+    }
+
+    /// The bindings, by name.
+    pub fn bindings(&self) -> Vec<(String, Binding)> {
+        self.core
+            .engine
+            .snapshot()
+            .bindings()
+            .map(|(n, b)| (n.to_string(), b.clone()))
+            .collect()
+    }
+
+    pub fn binding(&self, name: &str) -> Result<Binding, ServiceError> {
+        self.core
+            .engine
+            .snapshot()
+            .bindings()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| EngineError::UnknownBinding(name.to_string()).into())
+    }
+
+    /// The manual freezes still in force.
+    pub fn freezes(&self) -> Vec<Freeze> {
+        let now = Timestamp::now();
+        self.core
+            .engine
+            .snapshot()
+            .freezes()
+            .filter(|f| f.until > now)
+            .cloned()
+            .collect()
+    }
+
+    /// Stop answering ready and flush everything to disk (at shutdown).
+    pub async fn close(&self) -> Result<(), ServiceError> {
+        self.core.ready.store(false, Ordering::Release);
+        self.on_core("close", |core| Ok(core.store.flush()?)).await
     }
 }
 
@@ -707,7 +870,7 @@ fn diff(before: &[PolicyResult], after: &[PolicyResult]) -> Vec<PolicyDiff> {
 
 /// Run blocking work (Wasm, a full chain walk) on tokio's blocking pool,
 /// never on the async reactor.
-pub async fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     what: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServiceError> {

@@ -23,8 +23,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
-use crate::domain::{DecisionRequest, Metric, Pulled, Selector};
-use crate::service::MAX_SAMPLES_PER_SERIES;
+use crate::domain::{DecisionRequest, Metric, Pulled, Selector, MAX_SAMPLES_PER_SERIES};
 use crate::telemetry;
 
 /// Most points one series query may ask for (Prometheus refuses more than
@@ -742,11 +741,6 @@ pub fn finite_or_nan(v: f64) -> f64 {
     } else {
         f64::NAN
     }
-}
-
-/// Config-time check used by [`crate::config::Config::validate`].
-pub fn validate(sources: &[SourceConfig], queries: &[QueryConfig]) -> Result<(), String> {
-    Sources::new(sources, queries).map(|_| ())
 }
 
 #[cfg(test)]

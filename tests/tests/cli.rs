@@ -301,3 +301,37 @@ fn policy_list_and_push() {
         "{err}"
     );
 }
+
+/// A metric source that cannot be set up stops the start, says it is the
+/// configuration (not the data dir) and what to fix, and never opens the
+/// data dir.
+#[test]
+fn a_bad_metric_source_stops_the_start_before_the_data_dir_is_touched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let config = tmp.path().join("verdict.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[metric_sources]]
+name = "prom"
+type = "prometheus"
+url = "http://127.0.0.1:9"
+bearer_token_file = "/nonexistent/verdict-token"
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("VERDICT_DATA_DIR", &data_dir)
+        .env("VERDICT_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("invalid configuration"), "{err}");
+    assert!(err.contains("bearer_token_file"), "{err}");
+    assert!(!err.contains("cannot open data dir"), "{err}");
+    assert!(!data_dir.join("store").exists(), "the store was opened");
+}

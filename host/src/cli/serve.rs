@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,7 +12,7 @@ use crate::config::Config;
 use crate::http::listener::{self, Limits};
 use crate::engine::{Compiler, WorkerLimits};
 use crate::http::{self, Ctx};
-use crate::service::App;
+use crate::service::{App, ServiceError};
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, clap::Args)]
@@ -122,17 +121,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         memory_bytes: config.compile_memory_bytes,
         timeout: Duration::from_millis(config.compile_timeout_ms),
     });
-    let app = tokio::task::spawn_blocking(move || App::open_with(&c, compiler))
-        .await?
-        .with_context(|| format!("cannot open data dir `{}`", config.data_dir.display()))?;
-    let app = Arc::new(app);
+    let app = match tokio::task::spawn_blocking(move || App::open_with(&c, compiler)).await? {
+        Ok(app) => app,
+        // Not the data dir's fault: say only what to fix in the config.
+        Err(e @ ServiceError::Config(_)) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot open data dir `{}`", config.data_dir.display())))
+        }
+    };
     if config.tokens.is_empty() {
         tracing::warn!("no tokens configured: auth is off, so listening on loopback only");
     }
-    let set = app.engine().snapshot();
+    let status = app.status();
     tracing::info!(
-        policies = set.policies().count(),
-        bindings = set.bindings().count(),
+        policies = status.policies,
+        bindings = status.bindings,
         data_dir = %config.data_dir.display(),
         "verdict listening on http://{addr}"
     );
@@ -168,7 +172,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(reason) = app.store_failure() {
         anyhow::bail!("the store failed ({reason}); restart verdict to reopen it");
     }
-    app.close()?;
+    app.close().await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -121,7 +121,9 @@ impl From<ServiceError> for ApiError {
             // sent, it says the work was given up.
             ServiceError::Cancelled => (S::SERVICE_UNAVAILABLE, "cancelled"),
             ServiceError::UnknownDecision(_) => (S::NOT_FOUND, "not_found"),
-            ServiceError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+            ServiceError::Internal(_) | ServiceError::Config(_) => {
+                (S::INTERNAL_SERVER_ERROR, "internal")
+            }
             ServiceError::Store(StoreError::BadCursor(_)) => (S::BAD_REQUEST, "bad_cursor"),
             ServiceError::Store(StoreError::Failed(_)) => (S::SERVICE_UNAVAILABLE, "store_failed"),
             ServiceError::Store(StoreError::IdempotencyConflict(_)) => {

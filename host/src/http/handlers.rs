@@ -1,7 +1,6 @@
 //! One plain async function per route: parse, call the service, shape the reply.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use jiff::Timestamp;
@@ -13,7 +12,7 @@ use warp::Reply;
 use super::auth::Caller;
 use super::errors::{parse_json, ApiError};
 use crate::domain::{Binding, DecisionRequest, Selector, Verdict};
-use crate::service::{blocking, App, ReplayRequest};
+use crate::service::{App, NewFreeze, ReplayRequest};
 use crate::store::Query;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -22,20 +21,12 @@ fn ok<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<Response> {
     Ok(with_status(json(body), status).into_response())
 }
 
-fn not_found(what: &str, name: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("unknown {what} `{name}`"),
-    )
-}
-
 fn invalid(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
 }
 
 /// POST /v1/decisions
-pub async fn decide(app: Arc<App>, body: Bytes) -> Result<Response> {
+pub async fn decide(app: App, body: Bytes) -> Result<Response> {
     let req: DecisionRequest = parse_json(&body)?;
     let (decision, new) = app.decide(req).await?;
     let status = if new {
@@ -47,12 +38,12 @@ pub async fn decide(app: Arc<App>, body: Bytes) -> Result<Response> {
 }
 
 /// GET /v1/decisions/{id}
-pub async fn get_decision(app: Arc<App>, id: String) -> Result<Response> {
-    ok(StatusCode::OK, &app.decision(&id)?)
+pub async fn get_decision(app: App, id: String) -> Result<Response> {
+    ok(StatusCode::OK, &app.decision(&id).await?)
 }
 
 /// GET /v1/decisions?service=&environment=&verdict=&since=&until=&limit=&cursor=
-pub async fn query(app: Arc<App>, pairs: Vec<(String, String)>) -> Result<Response> {
+pub async fn query(app: App, pairs: Vec<(String, String)>) -> Result<Response> {
     let mut q = HashMap::new();
     for (k, v) in pairs {
         if q.insert(k.clone(), v).is_some() {
@@ -62,7 +53,7 @@ pub async fn query(app: Arc<App>, pairs: Vec<(String, String)>) -> Result<Respon
         }
     }
     let query = parse_query(q)?;
-    ok(StatusCode::OK, &app.query(&query)?)
+    ok(StatusCode::OK, &app.query(query).await?)
 }
 
 fn parse_query(mut q: HashMap<String, String>) -> Result<Query> {
@@ -104,14 +95,14 @@ fn parse_query(mut q: HashMap<String, String>) -> Result<Query> {
 }
 
 /// POST /v1/sources/preview: the metrics a decision request would pull.
-pub async fn preview_pull(app: Arc<App>, body: Bytes) -> Result<Response> {
+pub async fn preview_pull(app: App, body: Bytes) -> Result<Response> {
     let req: DecisionRequest = parse_json(&body)?;
     let metrics = app.preview_pull(req).await?;
     ok(StatusCode::OK, &serde_json::json!({ "metrics": metrics }))
 }
 
 /// POST /v1/decisions/{id}/replay
-pub async fn replay(app: Arc<App>, id: String, body: Bytes) -> Result<Response> {
+pub async fn replay(app: App, id: String, body: Bytes) -> Result<Response> {
     let how: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()
     } else {
@@ -121,14 +112,12 @@ pub async fn replay(app: Arc<App>, id: String, body: Bytes) -> Result<Response> 
 }
 
 /// GET /v1/audit/verify
-pub async fn verify(app: Arc<App>) -> Result<Response> {
-    let app2 = app.clone();
-    let report = blocking("verify", move || app2.verify()).await??;
-    ok(StatusCode::OK, &report)
+pub async fn verify(app: App) -> Result<Response> {
+    ok(StatusCode::OK, &app.verify().await?)
 }
 
 /// PUT /v1/policies/{name}
-pub async fn put_policy(app: Arc<App>, name: String, body: Bytes) -> Result<Response> {
+pub async fn put_policy(app: App, name: String, body: Bytes) -> Result<Response> {
     let meta = app.put_policy(&name, body.to_vec()).await?;
     ok(
         StatusCode::CREATED,
@@ -137,9 +126,8 @@ pub async fn put_policy(app: Arc<App>, name: String, body: Bytes) -> Result<Resp
 }
 
 /// GET /v1/policies
-pub async fn list_policies(app: Arc<App>) -> Result<Response> {
-    let set = app.engine().snapshot();
-    let items: Vec<_> = set.policies().cloned().collect();
+pub async fn list_policies(app: App) -> Result<Response> {
+    let items = app.policies();
     ok(
         StatusCode::OK,
         &serde_json::json!({"items": items, "next_cursor": null}),
@@ -147,26 +135,19 @@ pub async fn list_policies(app: Arc<App>) -> Result<Response> {
 }
 
 /// GET /v1/policies/{name}
-pub async fn get_policy(app: Arc<App>, name: String) -> Result<Response> {
-    let set = app.engine().snapshot();
-    let meta = set
-        .policy(&name)
-        .ok_or_else(|| not_found("policy", &name))?;
-    ok(StatusCode::OK, meta)
+pub async fn get_policy(app: App, name: String) -> Result<Response> {
+    ok(StatusCode::OK, &app.policy(&name)?)
 }
 
 /// DELETE /v1/policies/{name}
-pub async fn delete_policy(app: Arc<App>, name: String) -> Result<Response> {
-    ok(StatusCode::OK, &app.delete_policy(&name)?)
+pub async fn delete_policy(app: App, name: String) -> Result<Response> {
+    ok(StatusCode::OK, &app.delete_policy(&name).await?)
 }
 
 /// PUT /v1/bindings/{name}
-pub async fn put_binding(app: Arc<App>, name: String, body: Bytes) -> Result<Response> {
+pub async fn put_binding(app: App, name: String, body: Bytes) -> Result<Response> {
     let binding: Binding = parse_json(&body)?;
-    let app2 = app.clone();
-    let (n, b) = (name.clone(), binding.clone());
-    // Validation runs the policy's `validate-settings`: off the reactor.
-    blocking("binding", move || app2.put_binding(&n, b)).await??;
+    app.put_binding(&name, binding.clone()).await?;
     ok(
         StatusCode::OK,
         &serde_json::json!({"name": name, "binding": binding}),
@@ -174,10 +155,10 @@ pub async fn put_binding(app: Arc<App>, name: String, body: Bytes) -> Result<Res
 }
 
 /// GET /v1/bindings
-pub async fn list_bindings(app: Arc<App>) -> Result<Response> {
-    let set = app.engine().snapshot();
-    let items: Vec<_> = set
+pub async fn list_bindings(app: App) -> Result<Response> {
+    let items: Vec<_> = app
         .bindings()
+        .into_iter()
         .map(|(n, b)| serde_json::json!({"name": n, "binding": b}))
         .collect();
     ok(
@@ -187,12 +168,8 @@ pub async fn list_bindings(app: Arc<App>) -> Result<Response> {
 }
 
 /// GET /v1/bindings/{name}
-pub async fn get_binding(app: Arc<App>, name: String) -> Result<Response> {
-    let set = app.engine().snapshot();
-    let (_, b) = set
-        .bindings()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| not_found("binding", &name))?;
+pub async fn get_binding(app: App, name: String) -> Result<Response> {
+    let b = app.binding(&name)?;
     ok(
         StatusCode::OK,
         &serde_json::json!({"name": name, "binding": b}),
@@ -200,8 +177,8 @@ pub async fn get_binding(app: Arc<App>, name: String) -> Result<Response> {
 }
 
 /// DELETE /v1/bindings/{name}
-pub async fn delete_binding(app: Arc<App>, name: String) -> Result<Response> {
-    let b = app.delete_binding(&name)?;
+pub async fn delete_binding(app: App, name: String) -> Result<Response> {
+    let b = app.delete_binding(&name).await?;
     ok(
         StatusCode::OK,
         &serde_json::json!({"name": name, "binding": b}),
@@ -210,7 +187,7 @@ pub async fn delete_binding(app: Arc<App>, name: String) -> Result<Response> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewFreeze {
+struct FreezeBody {
     #[serde(default)]
     selector: Selector,
     reason: String,
@@ -218,17 +195,22 @@ struct NewFreeze {
 }
 
 /// POST /v1/freezes
-pub async fn create_freeze(app: Arc<App>, caller: Caller, body: Bytes) -> Result<Response> {
-    let f: NewFreeze = parse_json(&body)?;
-    let freeze = app.create_freeze(f.selector, f.reason, f.until, caller.name)?;
+pub async fn create_freeze(app: App, caller: Caller, body: Bytes) -> Result<Response> {
+    let f: FreezeBody = parse_json(&body)?;
+    let freeze = app
+        .create_freeze(NewFreeze {
+            selector: f.selector,
+            reason: f.reason,
+            until: f.until,
+            created_by: caller.name,
+        })
+        .await?;
     ok(StatusCode::CREATED, &freeze)
 }
 
 /// GET /v1/freezes
-pub async fn list_freezes(app: Arc<App>) -> Result<Response> {
-    let now = Timestamp::now();
-    let set = app.engine().snapshot();
-    let items: Vec<_> = set.freezes().filter(|f| f.until > now).cloned().collect();
+pub async fn list_freezes(app: App) -> Result<Response> {
+    let items = app.freezes();
     ok(
         StatusCode::OK,
         &serde_json::json!({"items": items, "next_cursor": null}),
@@ -236,21 +218,14 @@ pub async fn list_freezes(app: Arc<App>) -> Result<Response> {
 }
 
 /// DELETE /v1/freezes/{id}
-pub async fn delete_freeze(app: Arc<App>, id: String) -> Result<Response> {
-    ok(StatusCode::OK, &app.delete_freeze(&id)?)
+pub async fn delete_freeze(app: App, id: String) -> Result<Response> {
+    ok(StatusCode::OK, &app.delete_freeze(&id).await?)
 }
 
 /// GET /readyz
 pub fn readyz(app: &App) -> Response {
-    let set = app.engine().snapshot();
-    let policies = set.policies().count();
-    let bindings = set.bindings().count();
-    let ready = app.is_ready();
-    let mut body = serde_json::json!({"ready": ready, "policies": policies, "bindings": bindings});
-    if let Some(reason) = app.store_failure() {
-        body["store_failure"] = reason.into();
-    }
-    let status = if ready {
+    let body = app.status();
+    let status = if body.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

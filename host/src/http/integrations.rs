@@ -15,7 +15,6 @@
 //!   in its events. The `rollback` gate is inverted: 200 = roll back now.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -93,7 +92,7 @@ fn retry_after(v: Verdict) -> u64 {
 
 /// POST /v1/integrations/argo. `body` is what the body filter produced: a
 /// body it refused (too large, unreadable) arrives as the error. Always 200.
-pub async fn argo(app: Arc<App>, body: Result<Bytes, String>, timeout: Duration) -> Response {
+pub async fn argo(app: App, body: Result<Bytes, String>, timeout: Duration) -> Response {
     let answer = match body {
         Err(e) => ArgoAnswer::error(e),
         Ok(body) => match parse_json::<DecisionRequest>(&body) {
@@ -292,7 +291,7 @@ pub fn flagger_answer(
 }
 
 /// POST /v1/integrations/flagger/{gate}
-pub async fn flagger(app: Arc<App>, gate: String, body: Bytes) -> Result<Response, ApiError> {
+pub async fn flagger(app: App, gate: String, body: Bytes) -> Result<Response, ApiError> {
     if !FLAGGER_GATES.contains(&gate.as_str()) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
