@@ -48,6 +48,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warp::filters::BoxedFilter;
+
+use super::observe::Observation;
 use warp::reply::Response;
 
 use crate::config::Config;
@@ -350,12 +352,13 @@ where
     });
     let routes = TowerToHyperService::new(warp::service(routes));
     let requests = conn.clone();
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |mut req| {
         let serving = requests.request_started();
+        let observation = Observation::begin(&mut req);
         let answer = hyper::service::Service::call(&routes, req);
         // Boxed (so `Unpin`) for `poll_without_shutdown`.
         Box::pin(async move {
-            let answer = answer.await;
+            let answer = observation.around(answer).await;
             drop(serving);
             answer
         })

@@ -1,36 +1,98 @@
 //! Per-request telemetry: the request span (continuing the caller's W3C
-//! `traceparent`) and the HTTP metrics, labelled by route template.
+//! `traceparent`) and the HTTP metrics, labelled by the template of the
+//! route that matched. The template is written once, where the route is
+//! defined ([`super::filters`]): the matching route writes it into the
+//! request's [`RouteSlot`], and [`Observation`] reads it back when the
+//! answer is out.
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use opentelemetry_http::HeaderExtractor;
-use tracing::{field, Span};
-use warp::http::{HeaderMap, Method, StatusCode};
+use tracing::{field, Instrument, Span};
+use warp::http::{HeaderMap, Method, Request, Response};
 
 use crate::telemetry;
 
-/// The span a request is served in. A valid `traceparent` header makes it
-/// a child of the caller's span, so a deploy tool's trace continues here.
-pub fn request_span(method: &Method, path: &str, headers: &HeaderMap) -> Span {
-    let route = route(path);
-    let method = method_label(method);
+/// The label of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Where the route that matches a request writes its template. Put in
+/// the request's extensions by [`Observation::begin`].
+#[derive(Debug, Clone, Default)]
+pub struct RouteSlot(Arc<OnceLock<&'static str>>);
+
+impl RouteSlot {
+    /// The first route whose path matches wins (routes that differ only in
+    /// method share their template).
+    pub fn set(&self, template: &'static str) {
+        let _ = self.0.set(template);
+    }
+
+    /// The template, or [`UNMATCHED`].
+    pub fn get(&self) -> &'static str {
+        self.0.get().copied().unwrap_or(UNMATCHED)
+    }
+}
+
+/// One request's span, clock and route slot.
+pub struct Observation {
+    slot: RouteSlot,
+    span: Span,
+    method: &'static str,
+    started: Instant,
+}
+
+impl Observation {
+    /// Start observing `req`: its span (a child of the caller's trace if
+    /// it sent a valid `traceparent`) and an empty route slot.
+    pub fn begin<B>(req: &mut Request<B>) -> Observation {
+        let slot = RouteSlot::default();
+        req.extensions_mut().insert(slot.clone());
+        let method = method_label(req.method());
+        Observation {
+            slot,
+            span: request_span(method, req.headers()),
+            method,
+            started: Instant::now(),
+        }
+    }
+
+    /// Serve the request (`answer`) inside its span, then name the span
+    /// after the route that matched and count the answer.
+    pub async fn around<F, B, E>(self, answer: F) -> Result<Response<B>, E>
+    where
+        F: Future<Output = Result<Response<B>, E>>,
+    {
+        let answer = answer.instrument(self.span.clone()).await;
+        let route = self.slot.get();
+        self.span.record("http.route", route);
+        self.span
+            .record("otel.name", format_args!("{} {route}", self.method).to_string());
+        if let Ok(response) = &answer {
+            let status = response.status().as_u16();
+            // As i64: tracing-opentelemetry exports a u16 as a string attribute.
+            self.span
+                .record("http.response.status_code", i64::from(status));
+            telemetry::metrics().http_request(route, self.method, status, self.started.elapsed());
+        }
+        answer
+    }
+}
+
+/// The span a request is served in, before its route is known.
+fn request_span(method: &'static str, headers: &HeaderMap) -> Span {
     let span = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{method} {route}"),
+        otel.name = method,
         otel.kind = "server",
         http.request.method = method,
-        http.route = route,
+        http.route = field::Empty,
         http.response.status_code = field::Empty,
     );
     telemetry::continue_trace(&span, &HeaderExtractor(headers));
     span
-}
-
-/// Count one answered request; called inside its span.
-pub fn answered(method: &Method, path: &str, status: StatusCode, took: Duration) {
-    // As i64: tracing-opentelemetry exports a u16 as a string attribute.
-    Span::current().record("http.response.status_code", i64::from(status.as_u16()));
-    telemetry::metrics().http_request(route(path), method_label(method), status.as_u16(), took);
 }
 
 /// The method as a label: the ones the API knows, everything else `other`
@@ -48,77 +110,9 @@ pub fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// The route template a path belongs to (`/v1/decisions/{id}`), or
-/// `unmatched`. Mirrors the route table in `http.rs`. The method is not
-/// part of it: a wrong method on a known path is still about that route.
-pub fn route(path: &str) -> &'static str {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segs.as_slice() {
-        ["v1", "decisions"] => "/v1/decisions",
-        ["v1", "decisions", id] if !id.is_empty() => "/v1/decisions/{id}",
-        ["v1", "decisions", id, "replay"] if !id.is_empty() => "/v1/decisions/{id}/replay",
-        ["v1", "audit", "verify"] => "/v1/audit/verify",
-        ["v1", "sources", "preview"] => "/v1/sources/preview",
-        ["v1", "policies"] => "/v1/policies",
-        ["v1", "policies", n] if !n.is_empty() => "/v1/policies/{name}",
-        ["v1", "bindings"] => "/v1/bindings",
-        ["v1", "bindings", n] if !n.is_empty() => "/v1/bindings/{name}",
-        ["v1", "freezes"] => "/v1/freezes",
-        ["v1", "freezes", id] if !id.is_empty() => "/v1/freezes/{id}",
-        ["v1", "integrations", "argo"] => "/v1/integrations/argo",
-        ["v1", "integrations", "flagger", g] if !g.is_empty() => "/v1/integrations/flagger/{gate}",
-        ["healthz"] => "/healthz",
-        ["readyz"] => "/readyz",
-        ["metrics"] => "/metrics",
-        _ => "unmatched",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_map_to_their_route_template() {
-        let cases = [
-            ("/v1/decisions", "/v1/decisions"),
-            ("/v1/decisions/abc123", "/v1/decisions/{id}"),
-            ("/v1/decisions/abc123/replay", "/v1/decisions/{id}/replay"),
-            ("/v1/audit/verify", "/v1/audit/verify"),
-            ("/v1/sources/preview", "/v1/sources/preview"),
-            ("/v1/policies", "/v1/policies"),
-            ("/v1/policies/canary-judge", "/v1/policies/{name}"),
-            ("/v1/bindings/b1", "/v1/bindings/{name}"),
-            ("/v1/freezes", "/v1/freezes"),
-            ("/v1/freezes/f1", "/v1/freezes/{id}"),
-            ("/v1/integrations/argo", "/v1/integrations/argo"),
-            (
-                "/v1/integrations/flagger/rollback",
-                "/v1/integrations/flagger/{gate}",
-            ),
-            ("/healthz", "/healthz"),
-            ("/readyz", "/readyz"),
-            ("/metrics", "/metrics"),
-        ];
-        for (path, want) in cases {
-            assert_eq!(route(path), want, "{path}");
-        }
-    }
-
-    #[test]
-    fn unknown_paths_are_one_label() {
-        for path in [
-            "/",
-            "/v2/decisions",
-            "/v1/decisions/",
-            "/v1/decisions/a/b",
-            "/v1/decisions//replay",
-            "/metrics/x",
-            "/wp-admin.php",
-        ] {
-            assert_eq!(route(path), "unmatched", "{path}");
-        }
-    }
 
     #[test]
     fn odd_methods_are_one_label() {
