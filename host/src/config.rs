@@ -340,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn metric_sources_are_checked_at_load() {
+    fn metric_sources_parse_at_load_and_are_checked_when_built() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("verdict.toml");
         let source =
@@ -362,7 +362,9 @@ mod tests {
             ),
         )
         .unwrap();
-        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        // Parsed at load; checked when built, once, as the service opens.
+        let c = Config::load(Some(&p)).unwrap();
+        let err = crate::source::Sources::new(&c.metric_sources, &c.metric_queries).unwrap_err();
         assert!(
             err.contains("metric query `m`: unknown source `thanos`"),
             "{err}"

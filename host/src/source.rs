@@ -14,103 +14,33 @@
 //! required metric, caps the verdict at hold ([`crate::engine`]'s
 //! `missing_evidence`). A broken source can never wave a rollout through,
 //! nor hang one.
+//!
+//! - this file: the [`MetricSource`] seam and the pull ([`Sources`]).
+//! - [`config`]: the `verdict.toml` schema of sources and queries.
+//! - [`template`]: `{{name}}` placeholders, filled so they stay literals.
+//! - [`duration`]: `30s`, `10m`, `1h`, `2d`.
+//! - [`prometheus`]: the Prometheus HTTP API backend.
 
+mod config;
+mod duration;
 pub mod prometheus;
+mod template;
+
+pub use config::{QueryConfig, SourceConfig, SourceKind};
+pub use duration::parse_duration;
+pub use template::Template;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
 
-use crate::domain::{DecisionRequest, Metric, Pulled, Selector, MAX_SAMPLES_PER_SERIES};
+use crate::domain::{DecisionRequest, Metric, Pulled, MAX_SAMPLES_PER_SERIES};
 use crate::telemetry;
 
 /// Most points one series query may ask for (Prometheus refuses more than
 /// 11,000 per series; staying below keeps the error ours and clear).
 pub const MAX_POINTS: u64 = 11_000;
-
-/// A configured source (`[[metric_sources]]` in verdict.toml).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: SourceKind,
-    /// Base URL, e.g. `http://prometheus.monitoring:9090` (path prefixes
-    /// such as `/prometheus` are kept).
-    pub url: String,
-    /// Per HTTP call, connect to last byte. A decision waits at most this
-    /// long for its pulled metrics (queries run concurrently).
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Extra headers on every call, e.g. `{ "X-Scope-OrgID" = "team-a" }`
-    /// for a Mimir or Cortex tenant. Not for secrets: the config file is
-    /// not a secret store; use `bearer_token_file`.
-    #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// A file holding a bearer token (a Kubernetes projected token, a
-    /// mounted secret). Read on every call, so a rotated token needs no
-    /// restart; checked to be readable at startup.
-    #[serde(default)]
-    pub bearer_token_file: Option<std::path::PathBuf>,
-}
-
-fn default_timeout_ms() -> u64 {
-    3_000
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Prometheus,
-}
-
-/// A named query (`[[metric_queries]]` in verdict.toml): either a pair of
-/// series (`baseline` and `canary`, each a `query_range`) or one `value`
-/// (an instant `query` at the decision time).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct QueryConfig {
-    /// The metric name the policies see.
-    pub metric: String,
-    /// Which `[[metric_sources]]` entry to ask.
-    pub source: String,
-    #[serde(default)]
-    pub unit: Option<String>,
-    /// Which deployments this query serves; absent fields match any.
-    #[serde(default)]
-    pub selector: Selector,
-    #[serde(default)]
-    pub baseline: Option<String>,
-    #[serde(default)]
-    pub canary: Option<String>,
-    #[serde(default)]
-    pub value: Option<String>,
-    /// How far back the series start from the decision time (`10m`, `1h`,
-    /// `90s`). A request may override it with the arg `lookback`.
-    #[serde(default = "default_lookback")]
-    pub lookback: String,
-    /// Resolution of the series (`30s`): one sample per step.
-    #[serde(default = "default_step")]
-    pub step: String,
-    /// When true (the default), a decision whose metric could not be pulled
-    /// is at most a hold. False: the gap is only reported.
-    #[serde(default = "yes")]
-    pub required: bool,
-}
-
-fn default_lookback() -> String {
-    "10m".into()
-}
-
-fn default_step() -> String {
-    "30s".into()
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// Why a source call produced no samples. The messages end up in reasons,
 /// so they say what to check.
@@ -151,250 +81,6 @@ pub trait MetricSource: Send + Sync {
     /// The query's single value at `at`; `None` when it returns nothing.
     /// More than one series is an error: the query must aggregate.
     fn value(&self, query: &str, at: Timestamp) -> Result<Option<f64>, SourceError>;
-}
-
-/// A `{{name}}` template, parsed once at config load.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Template {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Text(String),
-    Var { name: String, context: Context },
-}
-
-/// Where in the PromQL a placeholder stands, which decides how its value
-/// is written so that it can only ever be a literal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Context {
-    /// Outside any string literal (e.g. a range `[{{lookback}}]`).
-    Bare,
-    /// In a string compared exactly (`label="{{service}}"`).
-    Exact,
-    /// In the string of a regex matcher (`=~` or `!~`): PromQL anchors the
-    /// regex, and its metacharacters are escaped, so `.+` matches only `.+`.
-    /// `raw`: a backtick string, which takes no escapes of its own.
-    Regex { raw: bool },
-}
-
-/// Follows string literals through a template's text, so each placeholder
-/// knows its [`Context`]. PromQL strings are `"…"` and `'…'` (with
-/// backslash escapes) and `` `…` `` (raw).
-#[derive(Debug, Default)]
-struct Lexer {
-    /// The open string's quote, and whether it belongs to a regex matcher.
-    string: Option<(char, bool)>,
-    /// After a backslash inside an escaping string.
-    escaped: bool,
-    /// The last two non-blank characters outside strings (for `=~`, `!~`).
-    tail: [char; 2],
-}
-
-impl Lexer {
-    fn feed(&mut self, text: &str) {
-        for c in text.chars() {
-            match self.string {
-                Some((quote, _)) => {
-                    if self.escaped {
-                        self.escaped = false;
-                    } else if c == '\\' && quote != '`' {
-                        self.escaped = true;
-                    } else if c == quote {
-                        self.string = None;
-                        self.push(c);
-                    }
-                }
-                None if matches!(c, '"' | '\'' | '`') => {
-                    let regex = matches!(self.tail, ['=' | '!', '~']);
-                    self.string = Some((c, regex));
-                }
-                None if !c.is_whitespace() => self.push(c),
-                None => {}
-            }
-        }
-    }
-
-    fn push(&mut self, c: char) {
-        self.tail = [self.tail[1], c];
-    }
-
-    /// The context of a placeholder here; the value stands for an opaque
-    /// word in what follows.
-    fn placeholder(&mut self) -> Context {
-        self.escaped = false;
-        match self.string {
-            Some((quote, true)) => Context::Regex { raw: quote == '`' },
-            Some((_, false)) => Context::Exact,
-            None => {
-                self.push('x');
-                Context::Bare
-            }
-        }
-    }
-}
-
-impl Template {
-    pub fn parse(text: &str) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut lexer = Lexer::default();
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            if open > 0 {
-                lexer.feed(&rest[..open]);
-                parts.push(Part::Text(rest[..open].to_string()));
-            }
-            let after = &rest[open + 2..];
-            let close = after
-                .find("}}")
-                .ok_or_else(|| format!("unclosed `{{{{` in `{text}`"))?;
-            let name = after[..close].trim();
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            {
-                return Err(format!(
-                    "`{{{{{}}}}}` in `{text}` is not a placeholder name (letters, digits, `.`, `_`, `-`)",
-                    &after[..close]
-                ));
-            }
-            parts.push(Part::Var {
-                name: name.to_string(),
-                context: lexer.placeholder(),
-            });
-            rest = &after[close + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
-        Ok(Template { parts })
-    }
-
-    /// Fill in every placeholder from `req`. A placeholder the request does
-    /// not provide, or a value that could change the query's meaning, is an
-    /// error naming it. In a regex matcher's string the value's regex
-    /// metacharacters are escaped.
-    pub fn expand(&self, req: &DecisionRequest) -> Result<String, String> {
-        let mut out = String::new();
-        // Every missing placeholder is named at once: fixing them one error
-        // at a time is tedious.
-        let mut missing: Vec<&str> = Vec::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Var { name, context } => {
-                    let Some(value) = lookup(req, name) else {
-                        if !missing.contains(&name.as_str()) {
-                            missing.push(name);
-                        }
-                        continue;
-                    };
-                    let (fits, allowed) = match context {
-                        Context::Bare => (bare_value(&value), "letters, digits and `._:`"),
-                        Context::Exact | Context::Regex { .. } => {
-                            (safe_value(&value), "letters, digits and `._:/@+=-`")
-                        }
-                    };
-                    if !fits {
-                        return Err(format!(
-                            "{{{{{name}}}}} = `{}` contains characters that could alter the \
-                             query (allowed here: {allowed}, at most 256)",
-                            crate::domain::shown(&value)
-                        ));
-                    }
-                    match context {
-                        Context::Regex { raw } => escape_regex(&value, *raw, &mut out),
-                        Context::Bare | Context::Exact => out.push_str(&value),
-                    }
-                }
-            }
-        }
-        if missing.is_empty() {
-            return Ok(out);
-        }
-        let names: Vec<String> = missing.iter().map(|n| format!("{{{{{n}}}}}")).collect();
-        Err(format!(
-            "the query uses {}, which this request does not carry",
-            names.join(" and ")
-        ))
-    }
-}
-
-/// Write `value` so a regex (RE2, as Prometheus uses) matches it literally:
-/// each metacharacter behind a backslash, itself doubled in a quoted PromQL
-/// string (whose escapes are Go's) and single in a raw one.
-fn escape_regex(value: &str, raw: bool, out: &mut String) {
-    for c in value.chars() {
-        if r"\.+*?()|[]{}^$".contains(c) {
-            out.push_str(if raw { "\\" } else { "\\\\" });
-        }
-        out.push(c);
-    }
-}
-
-/// A placeholder's value: deployment fields by name, `namespace` from the
-/// args (`namespace`, or Flagger's `flagger.namespace`), anything else from
-/// the request's free-form `args`.
-fn lookup(req: &DecisionRequest, name: &str) -> Option<String> {
-    let d = &req.deployment;
-    let value = match name {
-        "service" => Some(d.service.clone()),
-        "environment" => Some(d.environment.clone()),
-        "version" => Some(d.version.clone()),
-        "previous_version" => d.previous_version.clone(),
-        "region" => d.region.clone(),
-        "stage" => d.stage.clone(),
-        "namespace" => req
-            .args
-            .get("namespace")
-            .or_else(|| req.args.get("flagger.namespace"))
-            .cloned(),
-        other => req.args.get(other).cloned(),
-    };
-    value.filter(|v| !v.is_empty())
-}
-
-/// Values go into PromQL label matchers; refusing quotes, backslashes,
-/// braces and whitespace means a request can only fill a value in, never
-/// rewrite the query around it.
-fn safe_value(v: &str) -> bool {
-    v.len() <= 256
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:/@+=-".contains(&b))
-}
-
-/// Outside a string literal a value is a bare word (a duration, a number,
-/// a name): no operators, no quotes.
-fn bare_value(v: &str) -> bool {
-    v.len() <= 256
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:".contains(&b))
-}
-
-/// `90s`, `10m`, `1h`, `2d` (or plain seconds) → seconds.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. `30s`, `10m`, `1h`)"))?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use s, m, h or d)"
-            ))
-        }
-    };
-    n.checked_mul(scale)
-        .filter(|s| *s > 0)
-        .ok_or_else(|| format!("`{text}` must be a positive duration"))
 }
 
 /// What a query asks for, templates parsed.
@@ -759,88 +445,6 @@ mod tests {
     }
 
     #[test]
-    fn templates_fill_deployment_fields_namespace_and_args() {
-        let t = Template::parse(
-            r#"rate(x{svc="{{service}}",v="{{ version }}",ns="{{namespace}}",h="{{pod-hash}}"}[1m])"#,
-        )
-        .unwrap();
-        assert_eq!(
-            t.expand(&request()).unwrap(),
-            r#"rate(x{svc="shop",v="v2",ns="store",h="abc123"}[1m])"#
-        );
-    }
-
-    #[test]
-    fn templates_refuse_missing_values_and_injection() {
-        let mut req = request();
-        let e = Template::parse("x{r=\"{{region}}\"}")
-            .unwrap()
-            .expand(&req)
-            .unwrap_err();
-        assert!(
-            e.contains("{{region}}") && e.contains("does not carry"),
-            "{e}"
-        );
-        req.deployment.service = r#"shop"} or vector(1) #"#.into();
-        let e = Template::parse("x{s=\"{{service}}\"}")
-            .unwrap()
-            .expand(&req)
-            .unwrap_err();
-        assert!(e.contains("could alter the query"), "{e}");
-        let e = Template::parse("{{a}}{{service}}{{b}}{{a}}")
-            .unwrap()
-            .expand(&request())
-            .unwrap_err();
-        assert_eq!(
-            e,
-            "the query uses {{a}} and {{b}}, which this request does not carry"
-        );
-        assert!(Template::parse("x{{service")
-            .unwrap_err()
-            .contains("unclosed"));
-        assert!(Template::parse("{{a b}}").is_err());
-        assert!(Template::parse("{{}}").is_err());
-    }
-
-    #[test]
-    fn values_in_regex_matchers_are_literal() {
-        let mut req = request();
-        req.args.insert("any".into(), ".+".into());
-        req.deployment.version = "v1.2+b3".into();
-        let expand = |t: &str| Template::parse(t).unwrap().expand(&req);
-        // `=~` and `!~`, each kind of string; `\\.` in a quoted PromQL
-        // string is the regex `\.`, in a raw string it is written once.
-        assert_eq!(
-            expand(r#"x{h=~"{{any}}",v!~'{{version}}',w=~`{{version}}`}"#).unwrap(),
-            r#"x{h=~"\\.\\+",v!~'v1\\.2\\+b3',w=~`v1\.2\+b3`}"#
-        );
-        // Spaces around the operator, and a prefix in the same regex.
-        assert_eq!(
-            expand(r#"x{h =~ "pre-{{any}}-.*"}"#).unwrap(),
-            r#"x{h =~ "pre-\\.\\+-.*"}"#
-        );
-        // An escaped quote does not end a regex string; a string after it
-        // is not a regex; exact matchers take the value as it is.
-        assert_eq!(
-            expand(r#"x{a=~"\"{{any}}",b="{{version}}",c="{{any}}"}"#).unwrap(),
-            r#"x{a=~"\"\\.\\+",b="v1.2+b3",c=".+"}"#
-        );
-        // Outside a string a value is a bare word: no operators.
-        assert_eq!(
-            expand("rate(x[{{lookback}}])").unwrap_err(),
-            "the query uses {{lookback}}, which this request does not carry"
-        );
-        req.args.insert("window".into(), "5m".into());
-        let expand = |t: &str| Template::parse(t).unwrap().expand(&req);
-        assert_eq!(expand("rate(x[{{window}}])").unwrap(), "rate(x[5m])");
-        let e = expand("x > {{any}}").unwrap_err();
-        assert!(
-            e.contains("could alter the query") && e.contains("`._:`"),
-            "{e}"
-        );
-    }
-
-    #[test]
     fn a_range_reaching_past_the_calendar_is_a_diagnostic_not_a_panic() {
         let (s, _) = sources(
             Table::default(),
@@ -875,19 +479,6 @@ mod tests {
             e.contains("metric query `m`") && e.contains("`selector.environment` `Production`"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("10m"), Ok(600));
-        assert_eq!(parse_duration("2h"), Ok(7200));
-        assert_eq!(parse_duration("1d"), Ok(86400));
-        assert_eq!(parse_duration("45"), Ok(45));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5w").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("99999999999999999999d").is_err());
     }
 
     /// An in-memory backend: records the calls, answers from a table.

@@ -251,6 +251,49 @@ pub struct Metrics {
     http_duration: Histogram<f64>,
     metric_pulls: Counter<u64>,
     metric_pull_duration: Histogram<f64>,
+    /// The `environment` label's values (client input, so bounded).
+    environments: BoundedLabel,
+}
+
+/// Distinct `environment` label values at most; later ones are counted
+/// under [`OTHER_LABEL`]. Each value is a series per instrument and
+/// verdict, and a client can name any number of environments.
+pub const MAX_ENVIRONMENT_LABELS: usize = 100;
+
+/// The label for values past the cap. Outside the name grammar (it starts
+/// with `_`), so no real environment is ever confused with it.
+pub const OTHER_LABEL: &str = "_other";
+
+/// A label whose values come from clients: the first `max` distinct values
+/// are kept as they are, for the life of the process; the rest are one
+/// value, [`OTHER_LABEL`]. First come, first kept: the environments a team
+/// deploys to every day are seen long before a flood of made-up ones.
+#[derive(Debug)]
+pub struct BoundedLabel {
+    max: usize,
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl BoundedLabel {
+    pub fn new(max: usize) -> BoundedLabel {
+        BoundedLabel {
+            max,
+            seen: Default::default(),
+        }
+    }
+
+    /// The label value to record for `value`.
+    pub fn value(&self, value: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(value) {
+            return value.to_string();
+        }
+        if seen.len() < self.max {
+            seen.insert(value.to_string());
+            return value.to_string();
+        }
+        OTHER_LABEL.to_string()
+    }
 }
 
 /// The instruments; no-ops when [`init`] has not run (library users, tests).
@@ -317,6 +360,7 @@ impl Metrics {
                 "verdict.metric.pull.duration",
                 "Time to pull one metric (both series of a pair) from a metric source",
             ),
+            environments: BoundedLabel::new(MAX_ENVIRONMENT_LABELS),
         }
     }
 
@@ -391,7 +435,7 @@ pub fn decided<E: std::fmt::Display>(
         let m = metrics();
         let attrs = [
             KeyValue::new("verdict", verdict),
-            KeyValue::new("environment", env.clone()),
+            KeyValue::new("environment", m.environments.value(env)),
         ];
         m.decisions.add(1, &attrs);
         m.decision_duration
@@ -470,4 +514,22 @@ pub fn policy_evaluated(span: &Span, r: &PolicyResult) {
 
 fn saturating_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_label_values_are_bounded_first_come_first_kept() {
+        let label = BoundedLabel::new(3);
+        for v in ["prod", "staging", "dev"] {
+            assert_eq!(label.value(v), v);
+        }
+        assert_eq!(label.value("made-up-1"), OTHER_LABEL);
+        assert_eq!(label.value("made-up-2"), OTHER_LABEL);
+        // Kept values stay themselves after the cap is reached.
+        assert_eq!(label.value("prod"), "prod");
+        assert!(crate::domain::check_scope_name("environment", OTHER_LABEL).is_err());
+    }
 }

@@ -380,6 +380,24 @@ fn client_names_cannot_bloat_the_metric_labels() {
         "a client name became a label"
     );
     assert!(text.len() < 64 * 1024, "/metrics is {} bytes", text.len());
+
+    // Valid but made-up environments: at most 100 distinct label values,
+    // the rest counted as `_other`; `prod`, seen first, keeps its own.
+    for i in 0..120 {
+        s.decide(&healthy_request("api", &format!("env-{i}")));
+    }
+    let (_, text) = s.call("GET", "/metrics", None);
+    let text = text.as_str().unwrap().to_string();
+    let environments: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("verdict_decisions_total{"))
+        .filter_map(|l| l.split(r#"environment=""#).nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(environments.len(), 101, "{environments:?}");
+    assert!(environments.contains("prod"), "{environments:?}");
+    assert!(environments.contains("_other"), "{environments:?}");
+    assert!(!environments.contains("env-119"), "{environments:?}");
 }
 
 // ------------------------------------------------------------ finding 7 ----

@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use opentelemetry_http::HeaderExtractor;
+use opentelemetry::trace::TraceContextExt;
 use tracing::{field, Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use warp::http::{HeaderMap, Method, Request, Response};
 
 use crate::telemetry;
@@ -68,8 +70,13 @@ impl Observation {
         let answer = answer.instrument(self.span.clone()).await;
         let route = self.slot.get();
         self.span.record("http.route", route);
+        // The span has started by now (its children did): renamed on the
+        // OpenTelemetry span itself, as recording `otel.name` only names
+        // a span that has not.
         self.span
-            .record("otel.name", format_args!("{} {route}", self.method).to_string());
+            .context()
+            .span()
+            .update_name(format!("{} {route}", self.method));
         if let Ok(response) = &answer {
             let status = response.status().as_u16();
             // As i64: tracing-opentelemetry exports a u16 as a string attribute.
