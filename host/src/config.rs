@@ -106,6 +106,17 @@ pub struct Config {
     /// may differ from that clock by at most this much (and is then
     /// replaced), otherwise the request is refused.
     pub max_clock_skew_ms: u64,
+    /// This audit log's name in its signed checkpoints (their first line).
+    /// Make it unique per deployment, e.g. `verdict.example.com/prod`.
+    pub audit_origin: String,
+    /// The ed25519 key checkpoints are signed with: generated there on
+    /// first start if absent. Default `<data_dir>/checkpoint.key`, beside
+    /// the store and never in it.
+    pub checkpoint_key: Option<PathBuf>,
+    /// Sign a checkpoint once this many decisions were added since the last…
+    pub checkpoint_every: u64,
+    /// …or once this long has passed since it, if any decision was added.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -130,11 +141,22 @@ impl Default for Config {
             metric_sources: Vec::new(),
             metric_queries: Vec::new(),
             max_clock_skew_ms: 60_000,
+            audit_origin: "verdict".into(),
+            checkpoint_key: None,
+            checkpoint_every: 1000,
+            checkpoint_interval_ms: 60_000,
         }
     }
 }
 
 impl Config {
+    /// Where the checkpoint signing key lives.
+    pub fn checkpoint_key_path(&self) -> PathBuf {
+        self.checkpoint_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("checkpoint.key"))
+    }
+
     /// Load `path` (if any) over the defaults; validate.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let config = match path {
@@ -215,7 +237,23 @@ impl Config {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("max_connections", self.max_connections as u64),
             ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+            ("checkpoint_every", self.checkpoint_every),
+            ("checkpoint_interval_ms", self.checkpoint_interval_ms),
         ];
+        // The origin is the note's first line, and a signature line names it.
+        if self.audit_origin.is_empty()
+            || self.audit_origin.len() > 255
+            || self
+                .audit_origin
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '+')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "`audit_origin` `{}` must be 1 to 255 characters without spaces or `+` \
+                 (e.g. verdict.example.com/prod)",
+                self.audit_origin.escape_debug()
+            )));
+        }
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("`{name}` must be positive")));
         }

@@ -79,6 +79,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         f::replay(&ctx),
         f::preview(&ctx),
         f::verify(&ctx),
+        f::checkpoint(&ctx),
+        f::checkpoint_key(&ctx),
         f::put_policy(&ctx),
         f::list_policies(&ctx),
         f::get_policy(&ctx),

@@ -26,6 +26,7 @@
 //! - [`cli`]: the `verdict` command line (serve, decide, audit, replay, policy …).
 
 pub mod builtin;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::builtin;
+use crate::checkpoint::CheckpointSigner;
 use crate::config::Config;
 use crate::domain::{
     check_scope_name, shown, Binding, EARLIEST_TIME, LATEST_TIME, MAX_METRICS,
@@ -158,6 +159,12 @@ struct Core {
     /// The request timeout: how long a decision may wait for evaluation
     /// slots before it is refused as overloaded.
     request_timeout: Duration,
+    /// Signs checkpoints of the chain (see [`crate::checkpoint`]).
+    signer: CheckpointSigner,
+    checkpoint_every: u64,
+    checkpoint_interval: Duration,
+    /// The head seq the last checkpoint signed, and when.
+    last_checkpoint: std::sync::Mutex<(u64, Instant)>,
 }
 
 impl Core {
@@ -171,6 +178,9 @@ impl Core {
         // dir is touched.
         let sources = Sources::new(&config.metric_sources, &config.metric_queries)
             .map_err(ServiceError::Config)?;
+        let signer =
+            CheckpointSigner::load_or_create(&config.checkpoint_key_path(), &config.audit_origin)
+                .map_err(|e| ServiceError::Config(e.to_string()))?;
         let store = Store::open_with(
             &config.data_dir.join("store"),
             crate::store::Options {
@@ -203,8 +213,14 @@ impl Core {
                 i64::try_from(config.max_clock_skew_ms).unwrap_or(i64::MAX),
             ),
             request_timeout,
+            signer,
+            checkpoint_every: config.checkpoint_every,
+            checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
+            last_checkpoint: std::sync::Mutex::new((0, Instant::now())),
         };
         app.restore(config.builtin_policies)?;
+        // A checkpoint of the chain as this start found it.
+        app.sign_checkpoint()?;
         app.ready.store(true, Ordering::Release);
         Ok(app)
     }
@@ -518,6 +534,42 @@ impl Core {
         Ok(self.engine.remove_freeze(id)?)
     }
 
+    /// Sign, keep and log a checkpoint of the current head.
+    fn sign_checkpoint(&self) -> Result<String, ServiceError> {
+        let (seq, hash) = self.store.head();
+        let note = self
+            .signer
+            .sign(seq, &hash)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store.put_checkpoint(&note)?;
+        *self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = (seq, Instant::now());
+        // The log line is a copy kept outside the data dir by whatever
+        // collects the logs: it proves the chain's state at this moment.
+        tracing::info!(size = seq, checkpoint = %note, "signed audit checkpoint");
+        Ok(note)
+    }
+
+    fn last_checkpoint_seq(&self) -> u64 {
+        self.last_checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+    }
+
+    /// Whether enough has been decided since the last checkpoint.
+    fn checkpoint_due(&self) -> bool {
+        let (last_seq, at) = *self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (seq, _) = self.store.head();
+        let added = seq.saturating_sub(last_seq);
+        added >= self.checkpoint_every || (added > 0 && at.elapsed() >= self.checkpoint_interval)
+    }
+
     fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // Poisoning needs a panic while held; the set it guards is only
         // ever replaced whole, so carrying on is safe.
@@ -752,10 +804,52 @@ impl App {
             .collect()
     }
 
-    /// Stop answering ready and flush everything to disk (at shutdown).
+    /// Stop answering ready, sign a last checkpoint and flush everything
+    /// to disk (at shutdown).
     pub async fn close(&self) -> Result<(), ServiceError> {
         self.core.ready.store(false, Ordering::Release);
-        self.on_core("close", |core| Ok(core.store.flush()?)).await
+        self.on_core("close", |core| {
+            if core.store.head().0 > core.last_checkpoint_seq() {
+                core.sign_checkpoint()?;
+            }
+            Ok(core.store.flush()?)
+        })
+        .await
+    }
+
+    /// Sign checkpoints as decisions come in (every `checkpoint_every`
+    /// decisions, or `checkpoint_interval_ms` after the last one if any
+    /// decision was added since), until the future is dropped. A failure
+    /// is logged and retried at the next look: checkpoints never hold up
+    /// decisions.
+    pub async fn run_checkpoints(&self) {
+        let look = self.core.checkpoint_interval.min(Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(look).await;
+            if !self.core.checkpoint_due() {
+                continue;
+            }
+            if let Err(e) = self
+                .on_core("checkpoint", |core| core.sign_checkpoint())
+                .await
+            {
+                tracing::warn!("cannot sign an audit checkpoint: {e}");
+            }
+        }
+    }
+
+    /// The latest signed checkpoint (signed-note text).
+    pub async fn checkpoint(&self) -> Result<String, ServiceError> {
+        self.on_core("checkpoint", |core| match core.store.checkpoint()? {
+            Some(note) => Ok(note),
+            None => core.sign_checkpoint(),
+        })
+        .await
+    }
+
+    /// The public key that verifies this server's checkpoints.
+    pub fn checkpoint_verifier_key(&self) -> String {
+        self.core.signer.verifier_key()
     }
 }
 

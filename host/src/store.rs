@@ -361,6 +361,23 @@ impl Store {
 
     /// Forces everything written so far to disk (at shutdown, or when
     /// opened without per-batch flushes).
+    /// Keep `note` as the latest signed checkpoint, durably. A copy; the
+    /// checkpoints that prove anything are the ones kept outside.
+    pub fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        self.refuse_if_failed()?;
+        self.guard(self.inner.audit.insert(keys::CHECKPOINT, note.as_bytes()).map(|_| ()))?;
+        self.flush()
+    }
+
+    /// The latest signed checkpoint, if one was ever signed.
+    pub fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .inner
+            .audit
+            .get(keys::CHECKPOINT)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     pub fn flush(&self) -> Result<(), StoreError> {
         self.guard(self.inner.db.flush().map(|_| ()))
     }

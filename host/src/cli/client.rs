@@ -292,8 +292,21 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Walk the hash chain; exit 1 if a link is broken.
-    Verify,
+    /// Walk the hash chain; exit 1 if a link is broken. With
+    /// `--checkpoint`, also prove that the chain still holds exactly the
+    /// prefix a signed checkpoint saved earlier describes (which a rewrite
+    /// with recomputed hashes, or a cut tail, cannot fake).
+    Verify {
+        /// A signed checkpoint saved earlier from `GET /v1/audit/checkpoint`.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key (`name+keyid+base64`, from `GET /v1/audit/key`
+        /// when the checkpoint was saved), or a file holding it. Without it
+        /// the key is asked of the server being checked, which only proves
+        /// that the server's current key signed the checkpoint.
+        #[arg(long, requires = "checkpoint")]
+        key: Option<String>,
+    },
     /// Every decision as JSON lines, oldest first.
     Export {
         /// Write to this file instead of stdout.
@@ -355,10 +368,21 @@ pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
-        AuditCommand::Verify => {
-            let report = server.ok("GET", "/v1/audit/verify", None)?;
+        AuditCommand::Verify { checkpoint, key } => {
+            let mut report = server.ok("GET", "/v1/audit/verify", None)?;
+            let mut ok = report["ok"] == Value::Bool(true);
+            if let Some(path) = checkpoint {
+                let proof = match check_checkpoint(server, &path, key.as_deref(), &report) {
+                    Ok(cp) => serde_json::json!({"ok": true, "origin": cp.origin, "size": cp.size, "hash": cp.hash}),
+                    Err(problem) => {
+                        ok = false;
+                        serde_json::json!({"ok": false, "problem": format!("{problem:#}")})
+                    }
+                };
+                report["checkpoint"] = proof;
+            }
             println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(report["ok"] == Value::Bool(true))
+            Ok(ok)
         }
         AuditCommand::Export { out } => {
             let mut w: Box<dyn std::io::Write> = match &out {
@@ -390,6 +414,71 @@ pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// The checkpoint at `path`, verified with `key` (or the server's key),
+/// if the chain `report` describes still holds exactly its prefix: at
+/// least `size` records verify, and record `size` has the checkpoint's hash
+/// (each hash covers the one before it, so the whole prefix is the same).
+/// The error names the first difference.
+fn check_checkpoint(
+    server: &Server,
+    path: &std::path::Path,
+    key: Option<&str>,
+    report: &Value,
+) -> anyhow::Result<crate::checkpoint::Checkpoint> {
+    let note = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the checkpoint `{}`", path.display()))?;
+    let key = match key {
+        Some(k) if std::path::Path::new(k).is_file() => std::fs::read_to_string(k)
+            .with_context(|| format!("cannot read the verifier key `{k}`"))?,
+        Some(k) => k.to_string(),
+        None => {
+            eprintln!(
+                "warning: no --key: using the key the server reports, which proves only that \
+                 the server's current key signed this checkpoint"
+            );
+            server
+                .ok("GET", "/v1/audit/key", None)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    let verifier: crate::checkpoint::CheckpointVerifier = key.trim().parse()?;
+    let cp = verifier.verify(&note)?;
+    if cp.size == 0 {
+        return Ok(cp);
+    }
+    let checked = report["checked"].as_u64().unwrap_or(0);
+    if checked < cp.size {
+        if report["ok"] == Value::Bool(true) {
+            bail!(
+                "the chain has {checked} records but the checkpoint covers {}: records were \
+                 removed from its end",
+                cp.size
+            );
+        }
+        bail!(
+            "the chain is broken at record {} ({}), inside the {} records the checkpoint covers",
+            report["broken"]["seq"],
+            report["broken"]["problem"].as_str().unwrap_or("?"),
+            cp.size
+        );
+    }
+    let id = format!("dec-{:012}", cp.size);
+    let record = server.ok("GET", &format!("/v1/decisions/{id}"), None)?;
+    let hash = record["hash"].as_str().unwrap_or_default();
+    if hash != cp.hash {
+        bail!(
+            "record {} ({id}) has hash `{hash}`, but the checkpoint says `{}`: the chain was \
+             rewritten up to there (records changed and re-hashed, or removed and the rest \
+             re-chained)",
+            cp.size,
+            cp.hash
+        );
+    }
+    Ok(cp)
 }
 
 /// `verdict replay <id>`.

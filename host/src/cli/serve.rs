@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// Bearer tokens as `name:sha256hex:role+role,…` (adds to the config file's).
     #[arg(long, env = "VERDICT_TOKENS", hide_env_values = true)]
     pub tokens: Option<String>,
+    /// The ed25519 key that signs audit checkpoints (default
+    /// `<data_dir>/checkpoint.key`, generated if absent).
+    #[arg(long, env = "VERDICT_CHECKPOINT_KEY")]
+    pub checkpoint_key: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "VERDICT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -42,6 +46,9 @@ impl ServeArgs {
         }
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
+        }
+        if let Some(k) = &self.checkpoint_key {
+            config.checkpoint_key = Some(k.clone());
         }
         if let Some(t) = &self.tokens {
             config.tokens.extend(Config::tokens_from_env(t)?);
@@ -155,7 +162,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ),
         }
     };
+    // Checkpoints are signed alongside serving; the last one at close.
+    let checkpoints = tokio::spawn({
+        let app = app.clone();
+        async move { app.run_checkpoints().await }
+    });
     let report = http::serve(listener, Ctx::new(app.clone(), &config), limits, shutdown).await;
+    checkpoints.abort();
     if report.cut_heads > 0 {
         tracing::info!(
             "closed {} connection(s) with a half-sent request head",

@@ -10,8 +10,7 @@
 //! data dir (mode 0600). An entry that does not verify is never
 //! deserialized: it is logged and the component recompiled.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
@@ -90,18 +89,8 @@ impl CacheKey {
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
             .map_err(err)?;
-        // Written under a temporary name and renamed, so a crash leaves
-        // either no key or a whole one.
-        let tmp = path.with_extension("tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(&key).and_then(|()| f.sync_all()).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)?;
+        // Written whole or not at all, so a crash leaves no half key.
+        crate::checkpoint::write_private(path, &key).map_err(err)?;
         Ok(CacheKey(key))
     }
 

@@ -312,6 +312,30 @@ pub fn verify(ctx: &Ctx) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// GET /v1/audit/checkpoint
+pub fn checkpoint(ctx: &Ctx) -> BoxedFilter<(Response,)> {
+    at("/v1/audit/checkpoint")
+        .and(warp::get())
+        .and(role(ctx, Role::Read))
+        .and(with_ctx(ctx))
+        .and_then(|_: Params, _: Caller, ctx: Ctx| async move {
+            timed(&ctx, handlers::checkpoint(ctx.app.clone())).await
+        })
+        .boxed()
+}
+
+/// GET /v1/audit/key
+pub fn checkpoint_key(ctx: &Ctx) -> BoxedFilter<(Response,)> {
+    at("/v1/audit/key")
+        .and(warp::get())
+        .and(role(ctx, Role::Read))
+        .and(with_ctx(ctx))
+        .and_then(|_: Params, _: Caller, ctx: Ctx| async move {
+            timed(&ctx, handlers::checkpoint_key(ctx.app.clone())).await
+        })
+        .boxed()
+}
+
 // ------------------------------------------------------------- policies ----
 
 /// PUT /v1/policies/{name}

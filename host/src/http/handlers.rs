@@ -116,6 +116,18 @@ pub async fn verify(app: App) -> Result<Response> {
     ok(StatusCode::OK, &app.verify().await?)
 }
 
+/// GET /v1/audit/checkpoint: the latest signed checkpoint, as signed-note text.
+pub async fn checkpoint(app: App) -> Result<Response> {
+    let note = app.checkpoint().await?;
+    Ok(warp::reply::with_header(note, "content-type", "text/plain; charset=utf-8").into_response())
+}
+
+/// GET /v1/audit/key: the verifier key of this server's checkpoints.
+pub async fn checkpoint_key(app: App) -> Result<Response> {
+    let key = format!("{}\n", app.checkpoint_verifier_key());
+    Ok(warp::reply::with_header(key, "content-type", "text/plain; charset=utf-8").into_response())
+}
+
 /// PUT /v1/policies/{name}
 pub async fn put_policy(app: App, name: String, body: Bytes) -> Result<Response> {
     let meta = app.put_policy(&name, body.to_vec()).await?;

@@ -281,6 +281,8 @@ async fn each_request_is_labelled_with_its_route_template() {
         ("POST", "/v1/decisions/abc/replay", "/v1/decisions/{id}/replay"),
         ("POST", "/v1/sources/preview", "/v1/sources/preview"),
         ("GET", "/v1/audit/verify", "/v1/audit/verify"),
+        ("GET", "/v1/audit/checkpoint", "/v1/audit/checkpoint"),
+        ("GET", "/v1/audit/key", "/v1/audit/key"),
         ("GET", "/v1/policies", "/v1/policies"),
         ("PUT", "/v1/policies/p", "/v1/policies/{name}"),
         ("DELETE", "/v1/policies/p", "/v1/policies/{name}"),

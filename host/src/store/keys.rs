@@ -13,6 +13,7 @@
 //! | `t` time_be seq_be | empty (decided_at index, for time ranges) |
 //! | `i` idempotency key | request fingerprint (32 bytes) then seq_be; seq_be alone in records stored before fingerprints |
 //! | `h` | chain head, JSON |
+//! | `c` | the latest signed checkpoint (signed-note text) |
 //!
 //! Sequence numbers are big-endian so byte order is numeric order and a
 //! reverse range scan walks newest first.
@@ -29,6 +30,7 @@ pub(super) const BY_VERDICT: u8 = b'v';
 pub(super) const BY_TIME: u8 = b't';
 pub(super) const BY_IDEMPOTENCY: u8 = b'i';
 pub(super) const HEAD: &[u8] = b"h";
+pub(super) const CHECKPOINT: &[u8] = b"c";
 /// `u<digest>`: some stored decision ran this component version, so its
 /// bytes must be kept for replay (see `Store::reclaim_unreferenced`).
 pub(super) const USED_DIGEST: u8 = b'u';

@@ -93,4 +93,110 @@ impl Store {
         self.flush()?;
         Ok(existed)
     }
+
+    fn raw_record(&self, seq: u64) -> Result<Option<RawRecord>, StoreError> {
+        let Some(value) = self.inner.audit.get(keys::record(seq))? else {
+            return Ok(None);
+        };
+        let (hash, body) = chain::split_record(&value).ok_or_else(|| StoreError::Corrupt {
+            what: format!("record {seq}"),
+            reason: "truncated".into(),
+        })?;
+        Ok(Some(RawRecord {
+            hash: hash.to_string(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        }))
+    }
+
+    fn last_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .audit
+            .range(keys::record(0)..=keys::record(u64::MAX))
+            .next_back()
+            .transpose()?
+            .and_then(|(k, _)| keys::trailing_seq(&k))
+            .unwrap_or(0))
+    }
+
+    /// Re-link every record from `from` on to its predecessor, renumbering
+    /// it to its position, and move the head to the last one: what an
+    /// attacker who knows how the chain is hashed does after an edit.
+    fn relink_from(&self, from: u64) -> Result<(), StoreError> {
+        let audit = &self.inner.audit;
+        let mut prev = match from {
+            0 | 1 => chain::GENESIS.to_string(),
+            n => self.raw_record(n - 1)?.map(|r| r.hash).unwrap_or_default(),
+        };
+        let last = self.last_seq()?;
+        for seq in from.max(1)..=last {
+            let Some(mut r) = self.raw_record(seq)? else {
+                continue;
+            };
+            let link: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            let (old_seq, old_prev) = (
+                link["seq"].as_u64().unwrap_or(seq),
+                link["prev_hash"].as_str().unwrap_or_default().to_string(),
+            );
+            if old_seq != seq {
+                r.replace(&format!("\"seq\":{old_seq},"), &format!("\"seq\":{seq},"));
+                r.replace(
+                    &format!("\"id\":\"{}\"", keys::decision_id(old_seq)),
+                    &format!("\"id\":\"{}\"", keys::decision_id(seq)),
+                );
+            }
+            if old_prev != prev {
+                r.replace(&format!("\"prev_hash\":\"{old_prev}\""), &format!("\"prev_hash\":\"{prev}\""));
+            }
+            r.rehash(&prev);
+            audit.insert(keys::record(seq), chain::encode_record(&r.hash, r.body.as_bytes()))?;
+            prev = r.hash;
+        }
+        let mut head = chain::read_head(audit)?.unwrap_or_else(chain::Head::genesis);
+        head.seq = last;
+        head.hash = prev;
+        let head = serde_json::to_vec(&head).map_err(|e| StoreError::Corrupt {
+            what: "chain head".into(),
+            reason: e.to_string(),
+        })?;
+        audit.insert(keys::HEAD, head)?;
+        self.flush()
+    }
+
+    /// Test helper: edits record `seq`, then re-hashes it and re-links every
+    /// later record and the head, so the chain verifies again.
+    #[doc(hidden)]
+    pub fn rechain_for_tests(
+        &self,
+        seq: u64,
+        edit: impl FnOnce(&mut RawRecord),
+    ) -> Result<(), StoreError> {
+        self.tamper_for_tests(seq, edit)?;
+        self.relink_from(seq)
+    }
+
+    /// Test helper: deletes every record after `keep` and moves the head
+    /// back to it, so the chain verifies (shorter).
+    #[doc(hidden)]
+    pub fn truncate_for_tests(&self, keep: u64) -> Result<(), StoreError> {
+        for seq in keep + 1..=self.last_seq()? {
+            self.inner.audit.remove(keys::record(seq))?;
+        }
+        self.relink_from(keep + 1)
+    }
+
+    /// Test helper: deletes record `seq` and renumbers and re-links every
+    /// later record, so no gap shows and the chain verifies.
+    #[doc(hidden)]
+    pub fn remove_and_rechain_for_tests(&self, seq: u64) -> Result<(), StoreError> {
+        let audit = &self.inner.audit;
+        let last = self.last_seq()?;
+        audit.remove(keys::record(seq))?;
+        for later in seq + 1..=last {
+            if let Some(v) = audit.remove(keys::record(later))? {
+                audit.insert(keys::record(later - 1), v)?;
+            }
+        }
+        self.relink_from(seq)
+    }
 }

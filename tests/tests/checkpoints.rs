@@ -1,0 +1,223 @@
+//! Signed checkpoints against the real binary: the server signs the chain's
+//! head as decisions come in, serves the latest one and its verifier key,
+//! and `verdict audit verify --checkpoint` proves the chain still holds the
+//! checkpointed prefix. Each way of rewriting history that the hash chain
+//! alone cannot see (a cut tail, an edit with every later hash recomputed,
+//! a record removed and the rest re-chained) passes plain `verify` and is
+//! caught with a checkpoint taken before it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use verdict::store::Store;
+use verdict_e2e::{failing_request, healthy_request, Options, Server};
+
+/// A checkpoint after every decision, so the test need not wait.
+const CONFIG: &str = "audit_origin = \"verdict.test/prod\"\ncheckpoint_every = 1\n";
+
+fn start(data_dir: Option<PathBuf>) -> Server {
+    Server::start_with(Options {
+        data_dir,
+        config: Some(CONFIG.into()),
+        capture_stderr: true,
+        env: vec![("RUST_LOG".into(), "info".into())],
+        ..Options::default()
+    })
+}
+
+fn text(s: &Server, path: &str) -> String {
+    let (status, body) = s.call("GET", path, None);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body.as_str().expect("a text answer").to_string()
+}
+
+/// The latest checkpoint, once it covers `size` records.
+fn checkpoint_of(s: &Server, size: u64) -> String {
+    let started = Instant::now();
+    loop {
+        let note = text(s, "/v1/audit/checkpoint");
+        if note.lines().nth(1) == Some(size.to_string().as_str()) {
+            return note;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no checkpoint of size {size}; latest:\n{note}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What an attacker finds and what the verifier kept.
+struct Scene {
+    /// The stopped server's data dir.
+    dir: PathBuf,
+    /// Owns `dir` and `saved`.
+    _temps: (Option<tempfile::TempDir>, tempfile::TempDir),
+    /// The checkpoint of the three decisions, saved outside the data dir.
+    saved: PathBuf,
+    /// The verifier key, kept with it.
+    key: String,
+    decisions: Vec<Value>,
+}
+
+/// Three decisions, the checkpoint of all three and the verifier key saved
+/// outside the data dir; then the server is gone, as for an attacker
+/// working on its disk.
+fn three_decisions_checkpointed() -> Scene {
+    let s = start(None);
+    let decisions = vec![
+        s.decide(&healthy_request("api", "prod")),
+        s.decide(&failing_request("api", "prod")),
+        s.decide(&healthy_request("api", "prod")),
+    ];
+    let note = checkpoint_of(&s, 3);
+    let key = text(&s, "/v1/audit/key").trim().to_string();
+    let outside = tempfile::tempdir().unwrap();
+    let saved = outside.path().join("checkpoint.txt");
+    std::fs::write(&saved, &note).unwrap();
+    let (dir, owner) = s.into_data_dir();
+    Scene {
+        dir,
+        _temps: (owner, outside),
+        saved,
+        key,
+        decisions,
+    }
+}
+
+fn verify(s: &Server, checkpoint: Option<&Path>, key: &str) -> (i32, Value) {
+    let mut args = vec!["audit", "verify"];
+    let path;
+    if let Some(cp) = checkpoint {
+        path = cp.display().to_string();
+        args.extend(["--checkpoint", path.as_str(), "--key", key]);
+    }
+    let (code, out, err) = s.cli_env(&args, &[]);
+    let report: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}{err}"));
+    (code, report)
+}
+
+fn open_store(dir: &Path) -> Store {
+    Store::open(&dir.join("store")).expect("open the stopped server's store")
+}
+
+#[test]
+fn checkpoints_are_signed_served_logged_and_verify() {
+    let s = start(None);
+    // One at start, of the empty chain.
+    let first = checkpoint_of(&s, 0);
+    assert!(first.starts_with("verdict.test/prod\n0\n"), "{first}");
+    s.decide(&healthy_request("api", "prod"));
+    s.decide(&healthy_request("api", "prod"));
+    let note = checkpoint_of(&s, 2);
+    let head = s.get_ok("/v1/decisions/dec-000000000002")["hash"].clone();
+    let key = text(&s, "/v1/audit/key").trim().to_string();
+    assert!(key.starts_with("verdict.test/prod+"), "{key}");
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("cp.txt");
+    std::fs::write(&saved, &note).unwrap();
+    let (code, report) = verify(&s, Some(&saved), &key);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["checkpoint"]["ok"], true, "{report}");
+    assert_eq!(report["checkpoint"]["size"], 2, "{report}");
+    assert_eq!(report["checkpoint"]["hash"], head, "{report}");
+    // A checkpoint is logged, so whatever keeps the logs keeps a copy.
+    assert!(
+        s.stderr_lines()
+            .iter()
+            .any(|l| l.contains("signed audit checkpoint") && l.contains("verdict.test/prod")),
+        "no checkpoint in the log"
+    );
+    // A changed checkpoint does not verify.
+    std::fs::write(&saved, note.replacen("\n2\n", "\n1\n", 1)).unwrap();
+    let (code, report) = verify(&s, Some(&saved), &key);
+    assert_eq!(code, 1, "{report}");
+    let problem = report["checkpoint"]["problem"].as_str().unwrap();
+    assert!(problem.contains("does not verify"), "{problem}");
+}
+
+#[test]
+fn a_cut_tail_passes_verify_but_not_the_checkpoint() {
+    let Scene { dir, _temps, saved, key, .. } = three_decisions_checkpointed();
+    open_store(&dir).truncate_for_tests(2).unwrap();
+    let s = start(Some(dir));
+    let (code, report) = verify(&s, None, &key);
+    assert_eq!(code, 0, "without a checkpoint the cut is invisible: {report}");
+    assert_eq!(report["checked"], 2);
+    let (code, report) = verify(&s, Some(&saved), &key);
+    assert_eq!(code, 1, "{report}");
+    let problem = report["checkpoint"]["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("has 2 records but the checkpoint covers 3"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn a_rewrite_with_recomputed_hashes_passes_verify_but_not_the_checkpoint() {
+    let Scene { dir, _temps, saved, key, decisions } = three_decisions_checkpointed();
+    open_store(&dir)
+        .rechain_for_tests(2, |r| {
+            r.replace(
+                r#""seq":2,"verdict":"rollback""#,
+                r#""seq":2,"verdict":"promote""#,
+            )
+        })
+        .unwrap();
+    let s = start(Some(dir));
+    assert_eq!(
+        s.get_ok("/v1/decisions/dec-000000000002")["verdict"],
+        "promote"
+    );
+    let (code, report) = verify(&s, None, &key);
+    assert_eq!(code, 0, "without a checkpoint the rewrite is invisible: {report}");
+    let (code, report) = verify(&s, Some(&saved), &key);
+    assert_eq!(code, 1, "{report}");
+    let problem = report["checkpoint"]["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("record 3 (dec-000000000003) has hash")
+            && problem.contains(decisions[2]["hash"].as_str().unwrap()),
+        "{problem}"
+    );
+}
+
+#[test]
+fn a_removed_record_with_the_rest_rechained_passes_verify_but_not_the_checkpoint() {
+    let Scene { dir, _temps, saved, key, .. } = three_decisions_checkpointed();
+    let s = {
+        open_store(&dir).remove_and_rechain_for_tests(2).unwrap();
+        start(Some(dir))
+    };
+    // The rollback is gone; what was record 3 is now record 2.
+    let (code, report) = verify(&s, None, &key);
+    assert_eq!(code, 0, "without a checkpoint the removal is invisible: {report}");
+    assert_eq!(report["checked"], 2);
+    assert_ne!(
+        s.get_ok("/v1/decisions/dec-000000000002")["verdict"],
+        "rollback"
+    );
+    let (code, report) = verify(&s, Some(&saved), &key);
+    assert_eq!(code, 1, "{report}");
+    let problem = report["checkpoint"]["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("has 2 records but the checkpoint covers 3"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_refused() {
+    let Scene { dir, _temps, saved, .. } = three_decisions_checkpointed();
+    // The attacker also replaced the signing key and re-signed: the key
+    // the verifier kept does not accept the server's new key, and the
+    // kept checkpoint no longer matches the server's key either.
+    std::fs::remove_file(dir.join("checkpoint.key")).unwrap();
+    let s = start(Some(dir));
+    let new_key = text(&s, "/v1/audit/key").trim().to_string();
+    let (code, report) = verify(&s, Some(&saved), &new_key);
+    assert_eq!(code, 1, "{report}");
+    let problem = report["checkpoint"]["problem"].as_str().unwrap();
+    assert!(problem.contains("no signature by key"), "{problem}");
+}
