@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use chain::{BrokenLink, VerifyReport, GENESIS};
+pub use chain::{verify_exported, BrokenLink, VerifyReport, GENESIS};
 pub use query::{Page, Query, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_BYTES};
 
 use crate::domain::{Decision, Evaluation, Fingerprint};

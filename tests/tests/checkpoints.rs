@@ -221,3 +221,62 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     let problem = report["checkpoint"]["problem"].as_str().unwrap();
     assert!(problem.contains("no signature by key"), "{problem}");
 }
+
+#[test]
+fn an_export_carries_its_checkpoint_and_verifies_offline() {
+    let s = start(None);
+    s.decide(&healthy_request("api", "prod"));
+    s.decide(&failing_request("api", "prod"));
+    s.decide(&healthy_request("api", "prod"));
+    checkpoint_of(&s, 3);
+    let key = text(&s, "/v1/audit/key").trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("audit.jsonl");
+    let export_arg = export.display().to_string();
+    let (code, out) = s.cli(&["audit", "export", "--out", &export_arg]);
+    assert_eq!(code, 0, "{out}");
+    let checkpoint = dir.path().join("audit.jsonl.checkpoint");
+    let checkpoint_arg = checkpoint.display().to_string();
+    assert!(std::fs::read_to_string(&checkpoint)
+        .unwrap()
+        .starts_with("verdict.test/prod\n3\n"));
+    let offline = |export: &str| {
+        // No server: an unreachable address proves nothing is asked of one.
+        let out = std::process::Command::new(verdict_e2e::binary())
+            .args(["audit", "verify", "--export", export])
+            .args(["--checkpoint", &checkpoint_arg, "--key", &key])
+            .env("VERDICT_SERVER", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let report: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text}{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), report)
+    };
+    let (code, report) = offline(&export_arg);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["checked"], 3, "{report}");
+    assert_eq!(report["checkpoint"]["ok"], true, "{report}");
+
+    // An edited line breaks the chain; a dropped last line, the checkpoint.
+    let lines: Vec<String> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let edited = dir.path().join("edited.jsonl");
+    let mut changed = lines.clone();
+    changed[1] = changed[1].replacen(r#""verdict":"rollback""#, r#""verdict":"promote""#, 1);
+    assert_ne!(changed[1], lines[1]);
+    std::fs::write(&edited, changed.join("\n") + "\n").unwrap();
+    let (code, report) = offline(&edited.display().to_string());
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["broken"]["seq"], 2, "{report}");
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, lines[..2].join("\n") + "\n").unwrap();
+    let (code, report) = offline(&cut.display().to_string());
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    let problem = report["checkpoint"]["problem"].as_str().unwrap();
+    assert!(problem.contains("has 2 records but the checkpoint covers 3"), "{problem}");
+}

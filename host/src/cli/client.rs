@@ -306,8 +306,15 @@ pub enum AuditCommand {
         /// that the server's current key signed the checkpoint.
         #[arg(long, requires = "checkpoint")]
         key: Option<String>,
+        /// Verify a file written by `verdict audit export` instead of asking
+        /// the server: offline, each record re-hashed from its content.
+        #[arg(long)]
+        export: Option<PathBuf>,
     },
-    /// Every decision as JSON lines, oldest first.
+    /// Every decision as JSON lines, oldest first. With `--out FILE`, the
+    /// server's latest signed checkpoint is written beside it as
+    /// `FILE.checkpoint` (taken before the records, so the export covers
+    /// it), for `verdict audit verify --export FILE --checkpoint …`.
     Export {
         /// Write to this file instead of stdout.
         #[arg(long, short)]
@@ -368,11 +375,26 @@ pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
-        AuditCommand::Verify { checkpoint, key } => {
-            let mut report = server.ok("GET", "/v1/audit/verify", None)?;
+        AuditCommand::Verify {
+            checkpoint,
+            key,
+            export,
+        } => {
+            let exported = export.as_deref().map(read_export).transpose()?;
+            let mut report = match &exported {
+                Some(decisions) => {
+                    serde_json::to_value(crate::store::verify_exported(decisions.iter().cloned())?)?
+                }
+                None => server.ok("GET", "/v1/audit/verify", None)?,
+            };
             let mut ok = report["ok"] == Value::Bool(true);
             if let Some(path) = checkpoint {
-                let proof = match check_checkpoint(server, &path, key.as_deref(), &report) {
+                let chain = Chain {
+                    server,
+                    exported: exported.as_deref(),
+                    report: &report,
+                };
+                let proof = match chain.check_checkpoint(&path, key.as_deref()) {
                     Ok(cp) => serde_json::json!({"ok": true, "origin": cp.origin, "size": cp.size, "hash": cp.hash}),
                     Err(problem) => {
                         ok = false;
@@ -385,6 +407,12 @@ pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
             Ok(ok)
         }
         AuditCommand::Export { out } => {
+            if let Some(p) = &out {
+                let note = server.ok("GET", "/v1/audit/checkpoint", None)?;
+                let path = checkpoint_beside(p);
+                std::fs::write(&path, note.as_str().unwrap_or_default())
+                    .with_context(|| format!("cannot write `{}`", path.display()))?;
+            }
             let mut w: Box<dyn std::io::Write> = match &out {
                 Some(p) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(p)
@@ -416,69 +444,111 @@ pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
     }
 }
 
-/// The checkpoint at `path`, verified with `key` (or the server's key),
-/// if the chain `report` describes still holds exactly its prefix: at
-/// least `size` records verify, and record `size` has the checkpoint's hash
-/// (each hash covers the one before it, so the whole prefix is the same).
-/// The error names the first difference.
-fn check_checkpoint(
-    server: &Server,
-    path: &std::path::Path,
-    key: Option<&str>,
-    report: &Value,
-) -> anyhow::Result<crate::checkpoint::Checkpoint> {
-    let note = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the checkpoint `{}`", path.display()))?;
-    let key = match key {
-        Some(k) if std::path::Path::new(k).is_file() => std::fs::read_to_string(k)
-            .with_context(|| format!("cannot read the verifier key `{k}`"))?,
-        Some(k) => k.to_string(),
-        None => {
-            eprintln!(
-                "warning: no --key: using the key the server reports, which proves only that \
-                 the server's current key signed this checkpoint"
-            );
-            server
-                .ok("GET", "/v1/audit/key", None)?
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
+/// `FILE.checkpoint` beside an export `FILE`.
+fn checkpoint_beside(export: &std::path::Path) -> PathBuf {
+    let mut name = export.as_os_str().to_owned();
+    name.push(".checkpoint");
+    PathBuf::from(name)
+}
+
+/// The decisions of an export file, oldest first.
+fn read_export(path: &std::path::Path) -> anyhow::Result<Vec<Decision>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the export `{}`", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!("`{}` line {}: not an exported decision", path.display(), i + 1)
+            })
+        })
+        .collect()
+}
+
+/// The chain a checkpoint is checked against: a server's, or an export's.
+struct Chain<'a> {
+    server: &'a Server,
+    /// Set when verifying an export offline.
+    exported: Option<&'a [Decision]>,
+    /// Its `verify` report.
+    report: &'a Value,
+}
+
+impl Chain<'_> {
+    /// The checkpoint at `path`, verified with `key` (or the server's key),
+    /// if the chain still holds exactly its prefix: at least `size`
+    /// records verify, and record `size` has the checkpoint's hash (each
+    /// hash covers the one before it, so the whole prefix is the same).
+    /// The error names the first difference.
+    fn check_checkpoint(
+        &self,
+        path: &std::path::Path,
+        key: Option<&str>,
+    ) -> anyhow::Result<crate::checkpoint::Checkpoint> {
+        let note = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the checkpoint `{}`", path.display()))?;
+        let key = match key {
+            Some(k) if std::path::Path::new(k).is_file() => std::fs::read_to_string(k)
+                .with_context(|| format!("cannot read the verifier key `{k}`"))?,
+            Some(k) => k.to_string(),
+            None if self.exported.is_some() => {
+                bail!("verifying an export offline needs the verifier key: pass --key")
+            }
+            None => {
+                eprintln!(
+                    "warning: no --key: using the key the server reports, which proves only \
+                     that the server's current key signed this checkpoint"
+                );
+                self.server
+                    .ok("GET", "/v1/audit/key", None)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }
+        };
+        let verifier: crate::checkpoint::CheckpointVerifier = key.trim().parse()?;
+        let cp = verifier.verify(&note)?;
+        if cp.size == 0 {
+            return Ok(cp);
         }
-    };
-    let verifier: crate::checkpoint::CheckpointVerifier = key.trim().parse()?;
-    let cp = verifier.verify(&note)?;
-    if cp.size == 0 {
-        return Ok(cp);
-    }
-    let checked = report["checked"].as_u64().unwrap_or(0);
-    if checked < cp.size {
-        if report["ok"] == Value::Bool(true) {
+        let report = self.report;
+        let checked = report["checked"].as_u64().unwrap_or(0);
+        if checked < cp.size {
+            if report["ok"] == Value::Bool(true) {
+                bail!(
+                    "the chain has {checked} records but the checkpoint covers {}: records \
+                     were removed from its end",
+                    cp.size
+                );
+            }
             bail!(
-                "the chain has {checked} records but the checkpoint covers {}: records were \
-                 removed from its end",
+                "the chain is broken at record {} ({}), inside the {} records the checkpoint \
+                 covers",
+                report["broken"]["seq"],
+                report["broken"]["problem"].as_str().unwrap_or("?"),
                 cp.size
             );
         }
-        bail!(
-            "the chain is broken at record {} ({}), inside the {} records the checkpoint covers",
-            report["broken"]["seq"],
-            report["broken"]["problem"].as_str().unwrap_or("?"),
-            cp.size
-        );
+        let id = format!("dec-{:012}", cp.size);
+        let hash = match self.exported {
+            Some(decisions) => decisions[(cp.size - 1) as usize].hash.clone(),
+            None => self.server.ok("GET", &format!("/v1/decisions/{id}"), None)?["hash"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        if hash != cp.hash {
+            bail!(
+                "record {} ({id}) has hash `{hash}`, but the checkpoint says `{}`: the chain \
+                 was rewritten up to there (records changed and re-hashed, or removed and the \
+                 rest re-chained)",
+                cp.size,
+                cp.hash
+            );
+        }
+        Ok(cp)
     }
-    let id = format!("dec-{:012}", cp.size);
-    let record = server.ok("GET", &format!("/v1/decisions/{id}"), None)?;
-    let hash = record["hash"].as_str().unwrap_or_default();
-    if hash != cp.hash {
-        bail!(
-            "record {} ({id}) has hash `{hash}`, but the checkpoint says `{}`: the chain was \
-             rewritten up to there (records changed and re-hashed, or removed and the rest \
-             re-chained)",
-            cp.size,
-            cp.hash
-        );
-    }
-    Ok(cp)
 }
 
 /// `verdict replay <id>`.

@@ -168,6 +168,42 @@ pub(super) fn verify(tree: &sled::Tree) -> Result<VerifyReport, StoreError> {
     })
 }
 
+/// Walks exported decisions (oldest first, as `verdict audit export`
+/// writes them) the way [`verify`] walks the store: each record's hash is
+/// recomputed from its canonical body (the decision as stored, its `hash`
+/// empty) and must link to the one before. Offline: no store, no server.
+pub fn verify_exported(
+    decisions: impl IntoIterator<Item = Decision>,
+) -> Result<VerifyReport, StoreError> {
+    let mut prev = GENESIS.to_string();
+    let mut checked = 0u64;
+    for mut d in decisions {
+        let seq = checked + 1;
+        let stored = std::mem::take(&mut d.hash);
+        let body = serde_json::to_vec(&d).map_err(|e| StoreError::Corrupt {
+            what: format!("exported record {seq}"),
+            reason: e.to_string(),
+        })?;
+        let value = encode_record(&stored, &body);
+        let problem = if d.seq != seq {
+            Some(format!("record {seq} is missing: the next exported record is {}", d.seq))
+        } else {
+            check_record(seq, &value, &prev).err()
+        };
+        if let Some(problem) = problem {
+            return Ok(broken(checked, Some(prev), seq, problem));
+        }
+        prev = stored;
+        checked += 1;
+    }
+    Ok(VerifyReport {
+        ok: true,
+        checked,
+        head: (checked > 0).then_some(prev),
+        broken: None,
+    })
+}
+
 fn check_record(seq: u64, value: &[u8], prev: &str) -> Result<(), String> {
     let (stored, body) = split_record(value).ok_or("the stored value is truncated")?;
     let link: Link = serde_json::from_slice(body)
