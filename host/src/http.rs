@@ -9,6 +9,7 @@
 //! - [`handlers`]: plain async functions, one per route, calling the
 //!   service ([`App`], the only door to the engine and the store).
 //! - [`integrations`]: the Argo Rollouts and Flagger front doors.
+//! - [`console`]: the audit console's HTML pages at `/ui/`.
 //! - [`auth`]: bearer tokens with roles.
 //! - [`errors`]: the one mapping from errors and rejections to JSON bodies.
 //! - [`exposure`]: without tokens, only loopback `Host` and `Origin`.
@@ -20,6 +21,7 @@
 //! are tested against the real binary (the `tests/` crate).
 
 pub mod auth;
+pub mod console;
 pub mod errors;
 pub mod exposure;
 pub mod filters;
@@ -95,6 +97,12 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         f::argo(&ctx),
         f::flagger(&ctx),
         f::metrics(),
+        f::console_root(),
+        f::console_list(&ctx),
+        f::console_decision(&ctx),
+        f::console_replay(&ctx),
+        f::console_chain(&ctx),
+        f::console_static(),
     ]
     .into_iter()
     .reduce(|a, b| a.or(b).unify().boxed())

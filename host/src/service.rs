@@ -804,6 +804,11 @@ impl App {
             .collect()
     }
 
+    /// Every manual freeze the server holds, expired ones included.
+    pub fn all_freezes(&self) -> Vec<Freeze> {
+        self.core.engine.snapshot().freezes().cloned().collect()
+    }
+
     /// Stop answering ready, sign a last checkpoint and flush everything
     /// to disk (at shutdown).
     pub async fn close(&self) -> Result<(), ServiceError> {

@@ -17,7 +17,7 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::Caller;
 use super::errors::{shown, ApiError, RequestError};
 use super::observe::RouteSlot;
-use super::{exposure, handlers, integrations, Ctx};
+use super::{console, exposure, handlers, integrations, Ctx};
 use crate::config::Role;
 
 /// The path parameters a template names (`{id}`, `{name}`, `{gate}`), in
@@ -524,6 +524,76 @@ pub fn flagger(ctx: &Ctx) -> BoxedFilter<(Response,)> {
         .and(with_ctx(ctx))
         .and_then(|p: Params, _: Caller, b: Bytes, ctx: Ctx| async move {
             timed(&ctx, integrations::flagger(ctx.app.clone(), p.one(), b)).await
+        })
+        .boxed()
+}
+
+// -------------------------------------------------------------- console ----
+
+/// GET /ui: the console lives at `/ui/`.
+pub fn console_root() -> BoxedFilter<(Response,)> {
+    at("/ui")
+        .and(warp::get())
+        .map(|_: Params| {
+            warp::redirect::see_other(warp::http::Uri::from_static("/ui/")).into_response()
+        })
+        .boxed()
+}
+
+/// GET /ui/?service=&environment=&verdict=&since=&until=&cursor=
+pub fn console_list(ctx: &Ctx) -> BoxedFilter<(Response,)> {
+    at("/ui/")
+        .and(warp::get())
+        .and(role(ctx, Role::Read))
+        .and(warp::query::<QueryPairs>())
+        .and(with_ctx(ctx))
+        .then(|_: Params, _: Caller, q: QueryPairs, ctx: Ctx| async move {
+            console::list(ctx.app.clone(), q).await
+        })
+        .boxed()
+}
+
+/// GET /ui/decisions/{id}
+pub fn console_decision(ctx: &Ctx) -> BoxedFilter<(Response,)> {
+    at("/ui/decisions/{id}")
+        .and(warp::get())
+        .and(role(ctx, Role::Read))
+        .and(with_ctx(ctx))
+        .then(|p: Params, _: Caller, ctx: Ctx| async move {
+            console::decision(ctx.app.clone(), p.one()).await
+        })
+        .boxed()
+}
+
+/// GET /ui/decisions/{id}/replay
+pub fn console_replay(ctx: &Ctx) -> BoxedFilter<(Response,)> {
+    at("/ui/decisions/{id}/replay")
+        .and(warp::get())
+        .and(role(ctx, Role::Read))
+        .and(with_ctx(ctx))
+        .then(|p: Params, _: Caller, ctx: Ctx| async move {
+            console::replay(ctx.app.clone(), p.one()).await
+        })
+        .boxed()
+}
+
+/// GET /ui/chain
+pub fn console_chain(ctx: &Ctx) -> BoxedFilter<(Response,)> {
+    at("/ui/chain")
+        .and(warp::get())
+        .and(role(ctx, Role::Read))
+        .and(with_ctx(ctx))
+        .then(|_: Params, _: Caller, ctx: Ctx| async move { console::chain(ctx.app.clone()).await })
+        .boxed()
+}
+
+/// GET /ui/static/{file}: the console's stylesheet and script (nothing
+/// secret in them, so no auth: the browser fetches them without the token).
+pub fn console_static() -> BoxedFilter<(Response,)> {
+    at("/ui/static/{file}")
+        .and(warp::get())
+        .and_then(|p: Params| async move {
+            console::asset(&p.one()).ok_or_else(warp::reject::not_found)
         })
         .boxed()
 }

@@ -56,7 +56,7 @@ pub async fn query(app: App, pairs: Vec<(String, String)>) -> Result<Response> {
     ok(StatusCode::OK, &app.query(query).await?)
 }
 
-fn parse_query(mut q: HashMap<String, String>) -> Result<Query> {
+pub(super) fn parse_query(mut q: HashMap<String, String>) -> Result<Query> {
     let time = |q: &mut HashMap<String, String>, k: &str| -> Result<Option<Timestamp>> {
         q.remove(k)
             .map(|v| {

@@ -295,6 +295,12 @@ async fn each_request_is_labelled_with_its_route_template() {
         ("GET", "/healthz", "/healthz"),
         ("GET", "/readyz", "/readyz"),
         ("GET", "/metrics", "/metrics"),
+        ("GET", "/ui", "/ui"),
+        ("GET", "/ui/", "/ui/"),
+        ("GET", "/ui/decisions/dec-1", "/ui/decisions/{id}"),
+        ("GET", "/ui/decisions/dec-1/replay", "/ui/decisions/{id}/replay"),
+        ("GET", "/ui/chain", "/ui/chain"),
+        ("GET", "/ui/static/app.js", "/ui/static/{file}"),
         // A wrong method on a known path is still about that route.
         ("PATCH", "/v1/decisions", "/v1/decisions"),
         ("GET", "/v1/decisions/", UNMATCHED),
@@ -309,4 +315,97 @@ async fn each_request_is_labelled_with_its_route_template() {
             .await;
         assert_eq!(slot.get(), template, "{method} {path}");
     }
+}
+
+// --------------------------------------------------------------- console ----
+
+fn html(r: &Response<bytes::Bytes>) -> String {
+    String::from_utf8_lossy(r.body()).into_owned()
+}
+
+/// Every `src` and `href` stays on this server.
+#[track_caller]
+fn assert_self_contained(page: &str) {
+    for attr in ["src=\"", "href=\""] {
+        for (i, _) in page.match_indices(attr) {
+            let url = &page[i + attr.len()..];
+            assert!(
+                url.starts_with('/') || url.starts_with('#'),
+                "a reference off this server: {}",
+                &url[..url.find('"').unwrap_or(url.len()).min(80)]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_console_lists_filters_and_shows_decisions() {
+    let api = open_api();
+    let mut bad = decision_request("console-svc");
+    bad["metrics"] = json!([{"name": "error_rate", "canary": [0.05, 0.06, 0.05, 0.04, 0.05, 0.06]}]);
+    let rolled = body(&post_json("/v1/decisions", &bad).reply(&api).await);
+    assert_eq!(rolled["verdict"], "rollback", "{rolled}");
+    let id = rolled["id"].as_str().unwrap();
+
+    let r = request("GET", "/ui/?service=console-svc&verdict=rollback&environment=")
+        .reply(&api)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'none'"));
+    let list = html(&r);
+    assert!(list.contains(&format!("href=\"/ui/decisions/{id}\"")), "{list}");
+    assert!(list.contains("v-rollback"), "{list}");
+    assert_self_contained(&list);
+    let r = request("GET", "/ui/?service=console-svc&verdict=promote")
+        .reply(&api)
+        .await;
+    assert!(html(&r).contains("No decisions match."));
+    let r = request("GET", "/ui/?since=yesterday").reply(&api).await;
+    assert_eq!(r.status(), 400);
+    assert!(html(&r).contains("RFC 3339"), "{}", html(&r));
+
+    let r = request("GET", &format!("/ui/decisions/{id}")).reply(&api).await;
+    assert_eq!(r.status(), 200);
+    let page = html(&r);
+    for p in rolled["policies"].as_array().unwrap() {
+        assert!(page.contains(p["binding"].as_str().unwrap()), "{page}");
+    }
+    assert_eq!(page.matches("<svg").count(), 1, "one plot per metric");
+    assert!(page.contains(r#"class="threshold""#), "the threshold is drawn");
+    assert_self_contained(&page);
+
+    let r = request("GET", &format!("/ui/decisions/{id}/replay"))
+        .reply(&api)
+        .await;
+    assert!(html(&r).contains("Identical"), "{}", html(&r));
+    let r = request("GET", "/ui/decisions/dec-999999999999").reply(&api).await;
+    assert_eq!(r.status(), 404);
+    let r = request("GET", "/ui/chain").reply(&api).await;
+    let chain = html(&r);
+    assert!(chain.contains("Verified"), "{chain}");
+    assert!(chain.contains("Latest signed checkpoint"), "{chain}");
+    for asset in ["/ui/static/style.css", "/ui/static/app.js"] {
+        let r = request("GET", asset).reply(&api).await;
+        assert_eq!(r.status(), 200, "{asset}");
+    }
+}
+
+#[tokio::test]
+async fn the_console_needs_the_read_role_when_tokens_are_set() {
+    let api = token_api();
+    let r = request("GET", "/ui/").reply(&api).await;
+    assert_eq!(r.status(), 401);
+    let r = request("GET", "/ui/")
+        .header("authorization", format!("Bearer {DECIDER}"))
+        .reply(&api)
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = request("GET", "/ui/")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .reply(&api)
+        .await;
+    assert_eq!(r.status(), 200);
 }
