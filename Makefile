@@ -18,7 +18,7 @@ sources_digest = (cd policies && find $(1) sdk Cargo.toml Cargo.lock ../wit -typ
 	  -not -path '*/target/*' -not -path '*/fixtures/*' -not -name '*.md' \
 	  | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
 
-.PHONY: test toolchain test-tools policies check-policies test-policies test-host
+.PHONY: test toolchain test-tools browser policies check-policies test-policies test-host
 
 ## Everything CI checks: toolchain, rebuilt policies against their fixtures,
 ## the policies' native unit tests, then the host and end-to-end tests.
@@ -41,7 +41,8 @@ toolchain:
 
 ## Debian's `prometheus` package: the end-to-end tests start a real
 ## Prometheus (pulled metrics) and run `promtool check metrics` on /metrics.
-test-tools:
+## Debian's `chromium`: the console tests drive a real headless browser.
+test-tools: browser
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then \
 	  echo "test tools: prometheus and promtool present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -51,6 +52,16 @@ test-tools:
 	else \
 	  echo "prometheus/promtool missing: 'sudo apt-get install prometheus' (or set VERDICT_SKIP_PROMETHEUS=1 to report the tests that need them as ignored)" >&2; \
 	  [ -n "$$VERDICT_SKIP_PROMETHEUS" ]; \
+	fi
+
+browser:
+	@if command -v chromium >/dev/null; then \
+	  echo "test tools: chromium present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "test tools: installing Debian chromium (headless browser for the console tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "chromium missing: 'sudo apt-get install chromium' (the console tests need a real browser)" >&2; exit 1; \
 	fi
 
 ## Rebuild the committed components in policies/dist/ and record the digest

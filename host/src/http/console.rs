@@ -296,7 +296,7 @@ fn decision_page(d: &Decision) -> Markup {
             @for m in &d.request.metrics {
                 section.metric aria-labelledby=(format!("m-{}", m.name)) {
                     h3 id=(format!("m-{}", m.name)) { (m.name) @if let Some(u) = &m.unit { " (" (u) ")" } }
-                    @let marks = marks_for(d, &m.name);
+                    @let marks = marks_for(d, m);
                     @match plot::plot(m, &marks) {
                         Some(svg) => (svg),
                         None => p.empty { "No samples." },
@@ -327,19 +327,39 @@ fn decision_page(d: &Decision) -> Markup {
     )
 }
 
-/// The thresholds the policies named for `metric`.
-fn marks_for(d: &Decision, metric: &str) -> Vec<plot::Mark> {
+/// The thresholds the policies named for `metric`, on the metric's own
+/// scale. A reason's threshold can be a ratio or a score (canary-judge
+/// compares canary/baseline), so it is drawn only when the value the
+/// policy observed lies within the samples' range: then the threshold is
+/// in the same unit as the dots.
+fn marks_for(d: &Decision, metric: &crate::domain::Metric) -> Vec<plot::Mark> {
+    let samples = metric
+        .baseline
+        .iter()
+        .chain(&metric.canary)
+        .chain(metric.value.as_ref())
+        .copied()
+        .filter(|v| v.is_finite());
+    let (lo, hi) = samples.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let slack = (hi - lo).abs() * 0.1;
+    let on_scale = |v: f64| v >= lo - slack && v <= hi + slack;
     let mut marks: Vec<plot::Mark> = Vec::new();
     let reasons = d.policies.iter().flat_map(|p| p.reasons.iter().map(move |r| (p, r)));
     for (p, r) in reasons {
-        if r.metric.as_deref() != Some(metric) {
+        if r.metric.as_deref() != Some(metric.name.as_str()) {
             continue;
         }
-        if let Some(t) = r.threshold {
-            let label = format!("threshold ({})", p.binding);
-            if !marks.iter().any(|m| m.value == t && m.label == label) {
-                marks.push(plot::Mark { value: t, label });
-            }
+        let (Some(t), Some(observed)) = (r.threshold, r.observed) else {
+            continue;
+        };
+        if !on_scale(observed) {
+            continue;
+        }
+        let label = format!("threshold ({})", p.binding);
+        if !marks.iter().any(|m| m.value == t && m.label == label) {
+            marks.push(plot::Mark { value: t, label });
         }
     }
     marks
