@@ -21,6 +21,19 @@ pub const EARLIEST_TIME: Timestamp = Timestamp::UNIX_EPOCH;
 /// See [`EARLIEST_TIME`]: 9999-01-01T00:00:00Z.
 pub const LATEST_TIME: Timestamp = Timestamp::constant(253_370_764_800, 0);
 
+/// `s` as one URL query value or path segment: unreserved characters as
+/// they are, every other byte `%XX`.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Longest service or environment name (a DNS label's limit, so Kubernetes
 /// namespaces and Flagger canary names fit).
 pub const MAX_NAME_LEN: usize = 63;

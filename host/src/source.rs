@@ -434,15 +434,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    fn request() -> DecisionRequest {
-        serde_json::from_value(serde_json::json!({
-            "deployment": {"service": "shop", "environment": "prod", "version": "v2",
-                           "previous_version": "v1"},
-            "time": "2026-01-01T00:10:00Z",
-            "args": {"flagger.namespace": "store", "pod-hash": "abc123"}
-        }))
-        .unwrap()
-    }
+    use super::template::tests::request;
 
     #[test]
     fn a_range_reaching_past_the_calendar_is_a_diagnostic_not_a_panic() {

@@ -352,7 +352,7 @@ pub fn try_call(
 /// normalisation, so `..` and odd methods reach the server untouched.
 /// Returns the status and the body (JSON if it parses, else a string).
 pub fn raw(base: &str, head: &str, body: &[u8]) -> (u16, Value) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -367,37 +367,26 @@ pub fn raw(base: &str, head: &str, body: &[u8]) -> (u16, Value) {
     );
     req.extend_from_slice(body);
     s.write_all(&req).expect("write request");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in answer to `{head}`: {text:?}"));
-    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if headers
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    (status, value)
+    answer_of(&mut s, head)
 }
 
 /// Write `request` (bytes exactly as given: no `Host` added) over a fresh
 /// TCP connection, read until the server closes it (or 60 s), and return
 /// the status and the body (JSON if it parses, else a string).
 pub fn exchange_exact(base: &str, request: &[u8]) -> (u16, Value) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     // The server may answer (and close) before reading a body it refuses.
     let _ = s.write_all(request);
+    answer_of(&mut s, "the request")
+}
+
+/// Read `s` to its end and parse it as one HTTP answer: the status and the
+/// body (de-chunked; JSON if it parses, else a string).
+fn answer_of(s: &mut std::net::TcpStream, what: &str) -> (u16, Value) {
+    use std::io::Read;
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -405,7 +394,7 @@ pub fn exchange_exact(base: &str, request: &[u8]) -> (u16, Value) {
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in answer: {text:?}"));
+        .unwrap_or_else(|| panic!("no HTTP status in answer to `{what}`: {text:?}"));
     let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let body = if headers
         .to_ascii_lowercase()

@@ -322,16 +322,7 @@ pub enum AuditCommand {
     },
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use crate::domain::percent_encode as encode;
 
 pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
     match cmd {

@@ -125,16 +125,7 @@ fn time(t: jiff::Timestamp) -> Markup {
     html! { time datetime=(t.to_string()) { (utc) } }
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use crate::domain::percent_encode as encode;
 
 // -------------------------------------------------------------- the list ----
 

@@ -227,10 +227,11 @@ fn bare_value(v: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn request() -> DecisionRequest {
+    /// A request with every field a template may name (also used by the pull's tests).
+    pub(crate) fn request() -> DecisionRequest {
         serde_json::from_value(serde_json::json!({
             "deployment": {"service": "shop", "environment": "prod", "version": "v2",
                            "previous_version": "v1"},
