@@ -283,7 +283,7 @@ mod tests {
     fn numbers_are_short() {
         assert_eq!(num(0.0), "0");
         assert_eq!(num(0.05), "0.05");
-        assert_eq!(num(0.0012345678), "0.001234");
+        assert_eq!(num(0.0012345678), "0.001235");
         assert_eq!(num(1234.5), "1234.5");
         assert_eq!(num(12.0), "12");
     }
