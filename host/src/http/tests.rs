@@ -363,6 +363,17 @@ async fn the_console_lists_filters_and_shows_decisions() {
         .reply(&api)
         .await;
     assert!(html(&r).contains("No decisions match."));
+    // Paging follows the API's cursors, keeping the filters.
+    post_json("/v1/decisions", &decision_request("console-svc")).reply(&api).await;
+    let first = html(&request("GET", "/ui/?service=console-svc&limit=1").reply(&api).await);
+    let marker = "rel=\"next\" href=\"";
+    let at = first.find(marker).expect("a next link") + marker.len();
+    let next = first[at..].split('"').next().unwrap().replace("&amp;", "&");
+    assert!(next.starts_with("/ui/?service=console-svc&limit=1&cursor="), "{next}");
+    let second = html(&request("GET", &next).reply(&api).await);
+    assert!(second.contains(&format!("href=\"/ui/decisions/{id}\"")), "{second}");
+    assert!(!first.contains(&format!("href=\"/ui/decisions/{id}\"")), "{first}");
+
     let r = request("GET", "/ui/?since=yesterday").reply(&api).await;
     assert_eq!(r.status(), 400);
     assert!(html(&r).contains("RFC 3339"), "{}", html(&r));
