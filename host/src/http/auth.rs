@@ -2,9 +2,16 @@
 //! presented token is hashed and compared, so no clear token is ever stored.
 //! With no tokens configured, auth is off (the server then refuses to listen
 //! beyond loopback: see `Config::validate`).
+//!
+//! A token is accepted as `Authorization: Bearer <token>` or as the password
+//! of HTTP Basic auth (`Authorization: Basic base64(user:token)`, any user):
+//! Flagger's webhooks cannot carry headers, only a URL, and Go's HTTP client
+//! turns `http://user:token@host/…` into Basic auth. Both forms go through
+//! the same hash lookup; the password is never logged nor echoed in errors.
 
 use std::collections::HashMap;
 
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use warp::http::StatusCode;
 
@@ -47,14 +54,10 @@ impl Auth {
             return Ok(Caller { name: None });
         }
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let header =
-            header.ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthorized("the `Authorization` header must be `Bearer <token>`"))?;
+        let header = header.ok_or_else(|| {
+            unauthorized("missing `Authorization: Bearer <token>` (or Basic auth) header")
+        })?;
+        let token = presented_token(header).map_err(|m| unauthorized(m))?;
         let hash = hex::encode(Sha256::digest(token.as_bytes()));
         let (name, roles) = self
             .tokens
@@ -71,6 +74,38 @@ impl Auth {
             name: Some(name.clone()),
         })
     }
+}
+
+/// The token in an `Authorization` header value: the credentials of
+/// `Bearer <token>`, or the password of `Basic base64(user:password)`.
+/// Errors say what is wrong with the form, never what was sent.
+fn presented_token(header: &str) -> Result<String, &'static str> {
+    let (scheme, credentials) = header
+        .trim()
+        .split_once(' ')
+        .ok_or("the `Authorization` header must be `Bearer <token>` or `Basic <user:token>`")?;
+    let credentials = credentials.trim();
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
+        credentials.to_string()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .map_err(|_| "Basic auth credentials are not base64")?;
+        let decoded =
+            String::from_utf8(decoded).map_err(|_| "Basic auth credentials are not UTF-8")?;
+        // The user name is free (Flagger's URL needs one); the password is
+        // the token. A colon may appear in the password, not in the user.
+        let (_user, password) = decoded
+            .split_once(':')
+            .ok_or("Basic auth credentials must be `user:token`")?;
+        password.to_string()
+    } else {
+        return Err("the `Authorization` header must be `Bearer <token>` or `Basic <user:token>`");
+    };
+    if token.is_empty() {
+        return Err("the `Authorization` header carries an empty token");
+    }
+    Ok(token)
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -119,6 +154,66 @@ mod tests {
         assert_eq!(
             a.check(Some("Basic x"), Role::Decide).unwrap_err().status,
             StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            a.check(Some("Token s3cret"), Role::Decide)
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    fn basic(user_and_password: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_and_password)
+        )
+    }
+
+    #[test]
+    fn basic_auth_password_is_the_token() {
+        let a = auth();
+        for user in ["flagger", "", "any:thing"] {
+            // "any:thing" splits at the first colon: user "any", password
+            // "thing:s3cret" is not the token.
+            let header = basic(&format!("{user}:s3cret"));
+            let got = a.check(Some(&header), Role::Decide);
+            if user.contains(':') {
+                assert_eq!(got.unwrap_err().status, StatusCode::UNAUTHORIZED);
+            } else {
+                assert_eq!(got.unwrap().name.as_deref(), Some("ci"), "{user}");
+            }
+        }
+        assert_eq!(
+            a.check(Some(&basic("flagger:s3cret")), Role::Admin)
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN,
+            "same roles as the bearer form"
+        );
+        for bad in [
+            basic("flagger:wrong"),
+            basic("flagger:"),
+            basic("s3cret"),
+            "Basic !!!".to_string(),
+        ] {
+            let e = a.check(Some(&bad), Role::Decide).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{bad}");
+            assert!(
+                !e.message.contains("s3cret") && !e.message.contains("wrong"),
+                "{e:?}"
+            );
+        }
+        assert_eq!(
+            a.check(
+                Some(&basic("u:s3cret").replace("Basic", "basic")),
+                Role::Decide
+            )
+            .unwrap()
+            .name
+            .as_deref(),
+            Some("ci"),
+            "the scheme is case-insensitive"
         );
     }
 
