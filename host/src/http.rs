@@ -50,7 +50,7 @@ impl Ctx {
     pub fn new(app: Arc<App>, config: &Config) -> Ctx {
         Ctx {
             app,
-            auth: Arc::new(Auth::new(&config.tokens)),
+            auth: Arc::new(Auth::new(&config.tokens, &config.client_certs)),
             max_body: config.max_body_bytes,
             max_policy: config.max_policy_bytes,
             timeout: Duration::from_millis(config.request_timeout_ms),
@@ -136,13 +136,24 @@ fn with_ctx(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = std::convert::Inf
     warp::any().map(move || ctx.clone())
 }
 
+/// The names of the connection's verified client certificate, put in each
+/// request's extensions by the listener (HTTPS with `tls_client_ca` only).
+#[derive(Debug, Clone)]
+pub struct Peer(pub Arc<crate::tls::PeerNames>);
+
 /// Require `role`; yields the caller.
 fn role(ctx: &Ctx, role: Role) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
     let auth = ctx.auth.clone();
-    warp::header::optional::<String>("authorization").and_then(move |h: Option<String>| {
-        let auth = auth.clone();
-        async move { auth.check(h.as_deref(), role).map_err(ApiError::reject) }
-    })
+    warp::header::optional::<String>("authorization")
+        .and(warp::ext::optional::<Peer>())
+        .and_then(move |h: Option<String>, peer: Option<Peer>| {
+            let auth = auth.clone();
+            async move {
+                let names = peer.as_ref().map(|p| p.0.as_ref());
+                auth.check(h.as_deref(), names, role)
+                    .map_err(ApiError::reject)
+            }
+        })
 }
 
 /// The body, read up to `limit` bytes whatever the transfer encoding
@@ -515,14 +526,15 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Serve the API on an already-bound listener until `shutdown` resolves,
+/// Serve the API (over TLS when `tls` is given) on an already-bound listener until `shutdown` resolves,
 /// then finish in-flight requests within the shutdown deadline (see
 /// [`listener`]); says what had to be cut.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: Ctx,
     limits: listener::Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> listener::ShutdownReport {
-    listener::serve(listener, routes(ctx), limits, shutdown).await
+    listener::serve(listener, routes(ctx), limits, tls, shutdown).await
 }

@@ -55,6 +55,10 @@ pub struct SourceConfig {
     /// restart; checked to be readable at startup.
     #[serde(default)]
     pub bearer_token_file: Option<std::path::PathBuf>,
+    /// For an `https://` URL: which CAs to trust (`ca_file`,
+    /// `system_roots`); the system's by default.
+    #[serde(default)]
+    pub tls: crate::tls::ClientTls,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -459,6 +463,7 @@ impl Sources {
                         Duration::from_millis(s.timeout_ms),
                         &s.headers,
                         s.bearer_token_file.clone(),
+                        &s.tls,
                     )
                     .map_err(|e| format!("metric source `{}`: {e}", s.name))?,
                 ),
@@ -871,6 +876,7 @@ mod tests {
             timeout_ms: 1000,
             headers: Default::default(),
             bearer_token_file: None,
+            tls: Default::default(),
         };
         let q = query(
             "m",
@@ -1062,6 +1068,7 @@ mod tests {
             timeout_ms: 1000,
             headers: Default::default(),
             bearer_token_file: None,
+            tls: Default::default(),
         };
         let err = |q: QueryConfig| Sources::new(&[src("t")], &[q]).unwrap_err();
         assert!(err(query("m", "value = 'x'\nbaseline = 'y'"))

@@ -1,6 +1,6 @@
 //! `verdict serve`: open the data dir, restore the active set, serve HTTP
-//! until SIGTERM/SIGINT, finish in-flight requests (within
-//! `shutdown_timeout_ms`), flush, exit.
+//! (HTTPS with `--tls-cert`/`--tls-key`) until SIGTERM/SIGINT, finish
+//! in-flight requests (within `shutdown_timeout_ms`), flush, exit.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +30,16 @@ pub struct ServeArgs {
     /// Bearer tokens as `name:sha256hex:role+role,…` (adds to the config file's).
     #[arg(long, env = "VERDICT_TOKENS", hide_env_values = true)]
     pub tokens: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (re-read when it changes).
+    #[arg(long, env = "VERDICT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "VERDICT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept client certificates signed by this PEM CA (mapped to roles by
+    /// `[[client_certs]]` in the config file).
+    #[arg(long, env = "VERDICT_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "VERDICT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -43,6 +53,13 @@ impl ServeArgs {
         }
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls_cert = Some(cert.clone());
+            config.tls_key = Some(key.clone());
+        }
+        if let Some(ca) = &self.tls_client_ca {
+            config.tls_client_ca = Some(ca.clone());
         }
         if let Some(t) = &self.tokens {
             config.tokens.extend(Config::tokens_from_env(t)?);
@@ -105,6 +122,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         Err(e) => tracing::warn!("cannot read or raise the open-files limit: {e}"),
     }
+    // Certificate problems are start-up errors, before anything listens.
+    let tls = match config.tls_files() {
+        None => None,
+        Some(files) => Some(
+            crate::tls::ServerTls::load(&files)
+                .context("cannot set up HTTPS")?
+                .config,
+        ),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
@@ -126,7 +153,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("cannot open data dir `{}`", config.data_dir.display()))?;
     let app = Arc::new(app);
-    if config.tokens.is_empty() {
+    if !config.auth_configured() {
         tracing::warn!("no tokens configured: auth is off, so listening on loopback only");
     }
     let set = app.engine().snapshot();
@@ -134,10 +161,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         policies = set.policies().count(),
         bindings = set.bindings().count(),
         data_dir = %config.data_dir.display(),
-        "verdict listening on http://{addr}"
+        "verdict listening on {scheme}://{addr}"
     );
     // The line tests and scripts wait for; stdout, unbuffered by println.
-    println!("verdict listening on http://{addr}");
+    println!("verdict listening on {scheme}://{addr}");
     // A failed store (disk full, I/O error) refuses every write until it is
     // reopened: stop taking requests and exit non-zero, so the supervisor
     // (systemd, Kubernetes) restarts verdict on a reopened store.
@@ -151,7 +178,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ),
         }
     };
-    let report = http::serve(listener, Ctx::new(app.clone(), &config), limits, shutdown).await;
+    let report = http::serve(
+        listener,
+        Ctx::new(app.clone(), &config),
+        limits,
+        tls,
+        shutdown,
+    )
+    .await;
     if report.cut_heads > 0 {
         tracing::info!(
             "closed {} connection(s) with a half-sent request head",
