@@ -163,6 +163,15 @@ impl Default for Config {
 impl Config {
     /// Load `path` (if any) over the defaults; validate.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = Config::read(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read `path` (if any) over the defaults, without validating: flags
+    /// and environment still apply (a file may name `tls_client_ca` with
+    /// the certificate given by `--tls-cert`), then the whole is validated.
+    pub fn read(path: Option<&Path>) -> Result<Config, ConfigError> {
         let config = match path {
             None => Config::default(),
             Some(path) => {
@@ -176,7 +185,6 @@ impl Config {
                 })?
             }
         };
-        config.validate()?;
         Ok(config)
     }
 

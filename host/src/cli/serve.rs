@@ -47,7 +47,7 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
-        let mut config = Config::load(self.config.as_deref())?;
+        let mut config = Config::read(self.config.as_deref())?;
         if let Some(l) = self.listen {
             config.listen = l;
         }
