@@ -133,7 +133,13 @@ pub fn env(k: &str) -> Option<String> {
 #[derive(Debug)]
 struct UreqClient {
     agent: ureq::Agent,
+    /// When a transport failure was last logged (at most one per
+    /// [`FAILURE_LOG_EVERY`]): the exporter reports only "network error",
+    /// so the host and the cause (a refused certificate …) are logged here.
+    failure_logged: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl UreqClient {
     fn new(timeout: Duration, tls: ureq::tls::TlsConfig) -> UreqClient {
@@ -144,7 +150,22 @@ impl UreqClient {
             .tls_config(tls)
             .build()
             .into();
-        UreqClient { agent }
+        UreqClient {
+            agent,
+            failure_logged: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn log_failure(&self, message: &str) {
+        let mut last = self
+            .failure_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= FAILURE_LOG_EVERY) {
+            *last = Some(now);
+            tracing::warn!("OTLP export failed: {message}");
+        }
     }
 }
 
@@ -159,7 +180,11 @@ impl HttpClient for UreqClient {
         let mut response = self
             .agent
             .run(Request::from_parts(parts, body.to_vec()))
-            .map_err(|e| crate::tls::explain(&uri, &e))?;
+            .map_err(|e| {
+                let message = format!("{uri}: {}", crate::tls::explain(&uri, &e));
+                self.log_failure(&message);
+                message
+            })?;
         let bytes = response
             .body_mut()
             .with_config()
