@@ -40,9 +40,21 @@ toolchain:
 	fi
 
 ## Debian's `prometheus` package: the end-to-end tests start a real
-## Prometheus (pulled metrics) and run `promtool check metrics` on /metrics.
+## Prometheus (pulled metrics, also over HTTPS) and run `promtool check
+## metrics` on /metrics. `curl` sends Flagger's webhook URL with credentials
+## in it (`http://user:token@…`) as Go's client does (Basic auth).
+## `ca-certificates`: the system CA store that https clients trust by default.
 ## Debian's `chromium`: the console tests drive a real headless browser.
 test-tools: browser
+	@if ! command -v curl >/dev/null || [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "test tools: installing Debian curl and ca-certificates"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends curl ca-certificates >/dev/null; \
+	  else \
+	    echo "curl or ca-certificates missing: 'sudo apt-get install curl ca-certificates'" >&2; exit 1; \
+	  fi; \
+	fi
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then \
 	  echo "test tools: prometheus and promtool present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -34,6 +34,18 @@ pub struct TokenConfig {
     pub roles: Vec<Role>,
 }
 
+/// A client certificate identity (`[[client_certs]]`, with `tls_client_ca`):
+/// a certificate signed by the client CA whose subject common name, DNS
+/// name or URI (e.g. a SPIFFE id) equals `subject` authenticates as `name`
+/// with `roles`, like a token.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertConfig {
+    pub subject: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -61,6 +73,16 @@ pub struct Config {
     /// store holds no policies yet (first start).
     pub builtin_policies: bool,
     pub tokens: Vec<TokenConfig>,
+    /// Serve HTTPS with this PEM certificate chain (and `tls_key`); both
+    /// files are re-read when they change.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Accept client certificates signed by this PEM CA (mTLS); mapped to
+    /// names and roles by `client_certs`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Client certificate subjects that authenticate like tokens.
+    pub client_certs: Vec<ClientCertConfig>,
     /// Largest decision request body.
     pub max_body_bytes: u64,
     /// Largest policy component upload.
@@ -126,6 +148,10 @@ impl Default for Config {
             data_dir: PathBuf::from("./verdict-data"),
             builtin_policies: true,
             tokens: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            client_certs: Vec::new(),
             max_body_bytes: 1 << 20,
             max_policy_bytes: 16 << 20,
             request_timeout_ms: 30_000,
@@ -159,6 +185,15 @@ impl Config {
 
     /// Load `path` (if any) over the defaults; validate.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = Config::read(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read `path` (if any) over the defaults, without validating: flags
+    /// and environment still apply (a file may name `tls_client_ca` with
+    /// the certificate given by `--tls-cert`), then the whole is validated.
+    pub fn read(path: Option<&Path>) -> Result<Config, ConfigError> {
         let config = match path {
             None => Config::default(),
             Some(path) => {
@@ -172,7 +207,6 @@ impl Config {
                 })?
             }
         };
-        config.validate()?;
         Ok(config)
     }
 
@@ -207,6 +241,21 @@ impl Config {
             .collect()
     }
 
+    /// Whether any credential is configured (tokens or client
+    /// certificates): without one, auth is off and only loopback is served.
+    pub fn auth_configured(&self) -> bool {
+        !self.tokens.is_empty() || !self.client_certs.is_empty()
+    }
+
+    /// The server's TLS files, when HTTPS is configured.
+    pub fn tls_files(&self) -> Option<crate::tls::ServerFiles> {
+        Some(crate::tls::ServerFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         for t in &self.tokens {
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -222,9 +271,36 @@ impl Config {
                 )));
             }
         }
-        if self.tokens.is_empty() && !self.listen.ip().is_loopback() {
+        for c in &self.client_certs {
+            if c.subject.trim().is_empty() || c.roles.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "client certificate `{}` needs a `subject` and at least one role",
+                    c.name
+                )));
+            }
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "`tls_cert` and `tls_key` go together: set both to serve HTTPS".into(),
+                ))
+            }
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(ConfigError::Invalid(
+                "`tls_client_ca` needs HTTPS: set `tls_cert` and `tls_key`".into(),
+            ));
+        }
+        if !self.client_certs.is_empty() && self.tls_client_ca.is_none() {
+            return Err(ConfigError::Invalid(
+                "`client_certs` needs `tls_client_ca` (the CA that signs them)".into(),
+            ));
+        }
+        if !self.auth_configured() && !self.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
-                "refusing to listen on `{}` without auth: configure tokens, or listen on loopback",
+                "refusing to listen on `{}` without auth: configure tokens (or client \
+                 certificates), or listen on loopback",
                 self.listen
             )));
         }
@@ -288,6 +364,54 @@ mod tests {
         c.listen = "0.0.0.0:8080".parse().unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("without auth"), "{err}");
+    }
+
+    #[test]
+    fn tls_settings_go_together() {
+        let with = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().map_err(|e| e.to_string())
+        };
+        let err = with(&|c| c.tls_cert = Some("c.pem".into())).unwrap_err();
+        assert!(
+            err.contains("`tls_cert` and `tls_key` go together"),
+            "{err}"
+        );
+        let err = with(&|c| c.tls_client_ca = Some("ca.pem".into())).unwrap_err();
+        assert!(err.contains("`tls_client_ca` needs HTTPS"), "{err}");
+        let cert = ClientCertConfig {
+            subject: "argo".into(),
+            name: "argo".into(),
+            roles: vec![Role::Decide],
+        };
+        let err = with(&|c| c.client_certs.push(cert.clone())).unwrap_err();
+        assert!(
+            err.contains("`client_certs` needs `tls_client_ca`"),
+            "{err}"
+        );
+        let mtls = |c: &mut Config| {
+            c.tls_cert = Some("c.pem".into());
+            c.tls_key = Some("k.pem".into());
+            c.tls_client_ca = Some("ca.pem".into());
+            c.listen = "0.0.0.0:8443".parse().unwrap();
+        };
+        let err = with(&mtls).unwrap_err();
+        assert!(err.contains("without auth"), "TLS alone is not auth: {err}");
+        with(&|c| {
+            mtls(c);
+            c.client_certs.push(cert.clone());
+        })
+        .expect("client certificates are auth: a public listen is allowed");
+        let err = with(&|c| {
+            mtls(c);
+            c.client_certs.push(ClientCertConfig {
+                roles: vec![],
+                ..cert.clone()
+            });
+        })
+        .unwrap_err();
+        assert!(err.contains("at least one role"), "{err}");
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Ctx {
     pub fn new(app: App, config: &Config) -> Ctx {
         Ctx {
             app,
-            auth: Arc::new(Auth::new(&config.tokens)),
+            auth: Arc::new(Auth::new(&config.tokens, &config.client_certs)),
             max_body: config.max_body_bytes,
             max_policy: config.max_policy_bytes,
             timeout: Duration::from_millis(config.request_timeout_ms),
@@ -68,6 +68,11 @@ impl Ctx {
         }
     }
 }
+
+/// The names of the connection's verified client certificate, put in each
+/// request's extensions by the listener (HTTPS with `tls_client_ca` only).
+#[derive(Debug, Clone)]
+pub struct Peer(pub Arc<crate::tls::PeerNames>);
 
 /// Every route, with the error recovery applied.
 pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
@@ -120,14 +125,15 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Serve the API on an already-bound listener until `shutdown` resolves,
-/// then finish in-flight requests within the shutdown deadline (see
-/// [`listener`]); says what had to be cut.
+/// Serve the API (over TLS when `tls` is given) on an already-bound
+/// listener until `shutdown` resolves, then finish in-flight requests within
+/// the shutdown deadline (see [`listener`]); says what had to be cut.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: Ctx,
     limits: listener::Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> listener::ShutdownReport {
-    listener::serve(listener, routes(ctx), limits, shutdown).await
+    listener::serve(listener, routes(ctx), limits, tls, shutdown).await
 }

@@ -23,6 +23,8 @@
 //! - [`telemetry`]: OpenTelemetry traces and metrics, OTLP export, the
 //!   Prometheus text for `/metrics`, log setup (the only module that
 //!   touches the OpenTelemetry SDK).
+//! - [`tls`]: rustls for the HTTPS server (reloaded certificates, client
+//!   certificates) and for the HTTPS clients (trusted roots, clear errors).
 //! - [`cli`]: the `verdict` command line (serve, decide, audit, replay, policy …).
 
 pub mod builtin;
@@ -36,3 +38,4 @@ pub mod service;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -144,6 +144,7 @@ impl Sources {
                         Duration::from_millis(s.timeout_ms),
                         &s.headers,
                         s.bearer_token_file.clone(),
+                        &s.tls,
                     )
                     .map_err(|e| format!("metric source `{}`: {e}", s.name))?,
                 ),
@@ -461,6 +462,7 @@ mod tests {
             timeout_ms: 1000,
             headers: Default::default(),
             bearer_token_file: None,
+            tls: Default::default(),
         };
         let q = query(
             "m",
@@ -639,6 +641,7 @@ mod tests {
             timeout_ms: 1000,
             headers: Default::default(),
             bearer_token_file: None,
+            tls: Default::default(),
         };
         let err = |q: QueryConfig| Sources::new(&[src("t")], &[q]).unwrap_err();
         assert!(err(query("m", "value = 'x'\nbaseline = 'y'"))

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod pki;
+
 /// Path of the `verdict` binary, built once per test process so the tests
 /// always run the current sources (a test crate cannot depend on another
 /// package's binary directly).
@@ -47,6 +49,9 @@ pub struct Options {
     /// Start the server with this open-files limit (soft and hard, so it
     /// cannot raise it), through the shell's `ulimit -n`.
     pub open_files: Option<u64>,
+    /// The server speaks HTTPS with a certificate from this CA (PEM): the
+    /// harness's calls trust it.
+    pub ca_pem: Option<String>,
 }
 
 /// A running `verdict serve` child process.
@@ -59,6 +64,8 @@ pub struct Server {
     pub token: Option<String>,
     /// Lines the server wrote to stderr so far, when captured.
     stderr: Option<Arc<Mutex<Vec<String>>>>,
+    /// The CA the server's certificate is signed by (HTTPS servers).
+    pub ca_pem: Option<String>,
 }
 
 impl Server {
@@ -155,6 +162,7 @@ impl Server {
             _temp: temp,
             token: None,
             stderr,
+            ca_pem: opts.ca_pem,
         }
     }
 
@@ -220,7 +228,19 @@ impl Server {
         token: Option<&str>,
         content_type: &str,
     ) -> (u16, Value) {
-        call(&self.base, method, path, body, token, content_type)
+        match &self.ca_pem {
+            None => call(&self.base, method, path, body, token, content_type),
+            Some(ca) => call_via(
+                &pki::agent(ca, None),
+                &self.base,
+                method,
+                path,
+                body,
+                token,
+                content_type,
+            )
+            .unwrap_or_else(|e| panic!("{method} {}{path}: {e}", self.base)),
+        }
     }
 
     pub fn json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
@@ -314,6 +334,19 @@ pub fn try_call(
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into();
+    call_via(&agent, base, method, path, body, token, content_type)
+}
+
+/// Like [`try_call`], through `agent` (e.g. [`pki::agent`] for HTTPS).
+pub fn call_via(
+    agent: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    token: Option<&str>,
+    content_type: &str,
+) -> Result<(u16, Value), String> {
     let url = format!("{base}{path}");
     let auth = token.map(|t| format!("Bearer {t}"));
     macro_rules! send {

@@ -606,3 +606,92 @@ fn serve_refuses_a_public_listen_without_tokens() {
     let (st, d) = with_token.unwrap();
     assert_eq!((st, d["verdict"].clone()), (201, json!("promote")), "{d}");
 }
+
+/// POST `payload` to the Flagger door the way Flagger is configured to:
+/// credentials in the webhook URL (`http://user:token@host/…`), which an
+/// HTTP client (Go's, curl) sends as `Authorization: Basic`. curl stands in
+/// for Go's client here. Returns (status, body text).
+fn flagger_with_url_credentials(
+    base: &str,
+    userinfo: &str,
+    gate: &str,
+    payload: &str,
+) -> (u16, String) {
+    let url = base.replacen("://", &format!("://{userinfo}@"), 1);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-w", "\n%{http_code}"])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            payload,
+        ])
+        .arg(format!("{url}/v1/integrations/flagger/{gate}"))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn flagger_authenticates_with_the_token_as_basic_auth_password() {
+    let s = start();
+    let payload = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flagger/payload.json"),
+    )
+    .unwrap();
+    // Accepted: any user name, the `decide` token as the password.
+    let (st, text) =
+        flagger_with_url_credentials(&s.base, &format!("flagger:{CI}"), "event", &payload);
+    assert_eq!(st, 200, "{text}");
+    assert!(text.starts_with("recorded decision "), "{text}");
+    let id = text["recorded decision ".len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    s.seen.borrow_mut().push(text.clone());
+    let (st, d) = as_(
+        &s,
+        Some(AUDITOR),
+        "GET",
+        &format!("/v1/decisions/{id}"),
+        None,
+    );
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["request"]["deployment"]["service"], "podinfo", "{d}");
+
+    // Refused: a wrong password, an empty one, no credentials at all, and
+    // a known token without the `decide` role.
+    for (userinfo, status) in [
+        ("flagger:not-a-token".to_string(), 401),
+        ("flagger:".to_string(), 401),
+        (format!("flagger:{AUDITOR}"), 403),
+    ] {
+        let (st, text) =
+            flagger_with_url_credentials(&s.base, &userinfo, "confirm-rollout", &payload);
+        assert_eq!(st, status, "{userinfo}: {text}");
+        s.seen.borrow_mut().push(text);
+    }
+    let (st, body) = s.send(
+        None,
+        "POST",
+        "/v1/integrations/flagger/confirm-rollout",
+        Some(payload.as_bytes()),
+        "application/json",
+    );
+    assert_eq!(st, 401, "{body}");
+    assert!(
+        body.to_string().contains("Basic"),
+        "the 401 names both forms: {body}"
+    );
+    // The Basic password goes through the same hashed lookup and is never
+    // logged, answered or stored, at debug level either.
+    assert_no_clear_token_leaked(s, "podinfo", &id);
+}

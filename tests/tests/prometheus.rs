@@ -20,7 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use verdict_e2e::{policy_result as policy, prometheus_tool, try_call, Options, Server};
+use verdict_e2e::pki::{self, TestCa};
+use verdict_e2e::{call_via, policy_result as policy, prometheus_tool, try_call, Options, Server};
 
 fn example(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -122,11 +123,19 @@ fn series_openmetrics(now: u64) -> String {
 struct Prometheus {
     child: Child,
     url: String,
+    /// Over HTTPS: the CA its certificate is signed by.
+    ca_pem: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     fn start(prometheus: &Path, promtool: &Path) -> Prometheus {
+        Prometheus::start_tls(prometheus, promtool, None)
+    }
+
+    /// Over HTTPS (`--web.config.file` with `tls_server_config`) when a CA
+    /// is given: it signs a loopback certificate for Prometheus.
+    fn start_tls(prometheus: &Path, promtool: &Path, ca: Option<&TestCa>) -> Prometheus {
         // The series end at `now`, and a decision pulls the 10 minutes before
         // its own time, with Prometheus reading a sample at most 5 minutes
         // old: a decision more than ~4.5 minutes after `now` would miss
@@ -162,7 +171,22 @@ impl Prometheus {
             .unwrap()
             .port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(prometheus)
+        let mut cmd = Command::new(prometheus);
+        if let Some(ca) = ca {
+            let leaf = ca.server(dir.path(), "prometheus");
+            let web = dir.path().join("web.yml");
+            std::fs::write(
+                &web,
+                format!(
+                    "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                    leaf.cert_file.display(),
+                    leaf.key_file.display()
+                ),
+            )
+            .unwrap();
+            cmd.arg(format!("--web.config.file={}", web.display()));
+        }
+        let child = cmd
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", tsdb.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -172,9 +196,11 @@ impl Prometheus {
             .stderr(log)
             .spawn()
             .expect("start prometheus");
+        let scheme = if ca.is_some() { "https" } else { "http" };
         let p = Prometheus {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            ca_pem: ca.map(|c| c.pem.clone()),
             _dir: dir,
         };
         p.wait_ready();
@@ -184,7 +210,19 @@ impl Prometheus {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok((200, _)) = try_call(&self.url, "GET", "/-/ready", None, None, "text/plain") {
+            let ready = match &self.ca_pem {
+                None => try_call(&self.url, "GET", "/-/ready", None, None, "text/plain"),
+                Some(ca) => call_via(
+                    &pki::agent(ca, None),
+                    &self.url,
+                    "GET",
+                    "/-/ready",
+                    None,
+                    None,
+                    "text/plain",
+                ),
+            };
+            if let Ok((200, _)) = ready {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -593,5 +631,63 @@ fn a_query_that_prometheus_rejects_is_a_hold_naming_the_error() {
     assert!(
         diag.contains("4 series where one number was expected"),
         "{diag}"
+    );
+}
+
+/// The example config pointed at `url`, trusting the CA in `ca_file`.
+fn https_config(url: &str, ca_file: &Path) -> String {
+    let text = example_config(url);
+    let line = format!("url = \"{url}\"");
+    text.replacen(
+        &line,
+        &format!("{line}\ntls = {{ ca_file = \"{}\" }}", ca_file.display()),
+        1,
+    )
+}
+
+#[test]
+#[cfg_attr(
+    verdict_skip_prometheus,
+    ignore = "VERDICT_SKIP_PROMETHEUS is set: needs Debian's prometheus package"
+)]
+fn a_prometheus_over_https_is_a_metric_source_and_a_wrong_ca_names_the_host() {
+    let (prometheus, promtool) = tools();
+    let ca = TestCa::new("prometheus CA");
+    let prom = Prometheus::start_tls(&prometheus, &promtool, Some(&ca));
+    assert!(prom.url.starts_with("https://"), "{}", prom.url);
+
+    // Trusting the CA: the pulled series decide, as over plain HTTP.
+    let s = Server::start_with(Options {
+        config: Some(https_config(&prom.url, &ca.file)),
+        ..Default::default()
+    });
+    let shop = argo(&s, "requests/argo-shop.json");
+    assert_eq!(shop["verdict"], "promote", "{shop}");
+    let id = shop["decision_id"].as_str().unwrap();
+    let stored = s.get_ok(&format!("/v1/decisions/{id}"));
+    let latency = pulled(&stored, "latency_p99_ms");
+    assert!(latency["pulled"].get("diagnostic").is_none(), "{latency}");
+    assert_eq!(latency["canary"].as_array().unwrap().len(), 21);
+    assert_eq!(
+        pull_count(&s, "ok"),
+        4.0,
+        "four queries over https, all complete"
+    );
+    drop(s);
+
+    // Trusting another CA: held, and the diagnostic says which host and why.
+    let other = TestCa::new("not prometheus's CA");
+    let s = Server::start_with(Options {
+        config: Some(https_config(&prom.url, &other.file)),
+        ..Default::default()
+    });
+    let d = s.decide(&small_change("shop"));
+    assert_held_for_missing_metrics(&d, "cannot reach");
+    let host = prom.url.trim_start_matches("https://");
+    let diagnostic = d["request"]["metrics"][0]["pulled"]["diagnostic"].to_string();
+    assert!(
+        diagnostic.contains(&format!("TLS with `{host}` failed"))
+            && diagnostic.contains("not signed by a trusted CA"),
+        "{diagnostic}"
     );
 }

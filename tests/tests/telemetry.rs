@@ -4,7 +4,7 @@
 //! JSON decision log line.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::{json, Value};
+use verdict_e2e::pki::{self, TestCa};
 use verdict_e2e::{failing_request, healthy_request, prometheus_tool, try_call, Options, Server};
 
 /// The caller's trace: a deploy tool's span that Verdict must continue.
@@ -74,14 +75,28 @@ struct Collector {
 
 impl Collector {
     fn start() -> Collector {
+        Collector::start_tls(None)
+    }
+
+    /// Over HTTPS when given a TLS server config (the same receiver, each
+    /// connection wrapped in rustls).
+    fn start_tls(tls: Option<Arc<rustls::ServerConfig>>) -> Collector {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{}", listener.local_addr().unwrap());
         let got = Arc::new(Mutex::new(Received::default()));
         let sink = got.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().map_while(Result::ok) {
                 let sink = sink.clone();
-                std::thread::spawn(move || serve_otlp(conn, &sink));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve_otlp(conn, &sink),
+                    Some(config) => {
+                        let server = rustls::ServerConnection::new(config).unwrap();
+                        serve_otlp(rustls::StreamOwned::new(server, conn), &sink)
+                    }
+                });
             }
         });
         Collector { endpoint, got }
@@ -140,9 +155,8 @@ impl Collector {
 }
 
 /// Answer OTLP posts on one (keep-alive) connection until it closes.
-fn serve_otlp(conn: TcpStream, sink: &Mutex<Received>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut writer = conn;
+fn serve_otlp<S: Read + Write>(conn: S, sink: &Mutex<Received>) {
+    let mut reader = BufReader::new(conn);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
@@ -189,7 +203,8 @@ fn serve_otlp(conn: TcpStream, sink: &Mutex<Received>) {
         let answer = format!(
             "HTTP/1.1 {head}\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
         );
-        if writer.write_all(answer.as_bytes()).is_err() {
+        let writer = reader.get_mut();
+        if writer.write_all(answer.as_bytes()).is_err() || writer.flush().is_err() {
             return;
         }
     }
@@ -477,6 +492,67 @@ fn an_unreachable_collector_never_fails_a_decision() {
     // Shutdown flushes with a bounded wait; the harness allows 60 s.
     let status = s.terminate();
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn telemetry_reaches_a_collector_over_https_and_a_wrong_ca_names_the_host() {
+    let ca = TestCa::new("collector CA");
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = ca.server(dir.path(), "collector");
+    let collector = Collector::start_tls(Some(pki::server_config(&leaf)));
+    assert!(collector.endpoint.starts_with("https://"));
+    let with_ca = |ca_file: &std::path::Path| {
+        let mut env = otlp_env(&collector.endpoint);
+        env.push((
+            "OTEL_EXPORTER_OTLP_CERTIFICATE".into(),
+            ca_file.display().to_string(),
+        ));
+        env
+    };
+
+    // Trusting the collector's CA: spans and metrics arrive over TLS.
+    let s = Server::start_with(Options {
+        env: with_ca(&ca.file),
+        ..Options::default()
+    });
+    let record = s.decide(&healthy_request("otlp-tls", "prod"));
+    let id = record["id"].as_str().unwrap().to_string();
+    wait_for(30, "decision span over https", || {
+        collector.spans().into_iter().find(|(_, sp)| {
+            sp.name == "decision" && str_attr(&sp.attributes, "decision.id") == Some(id.clone())
+        })
+    });
+    wait_for(30, "decision counter over https", || {
+        collector.decisions("promote", "prod")
+    });
+    drop(s);
+
+    // Trusting another CA: nothing arrives, and the log says which host
+    // refused and why.
+    let other = TestCa::new("not the collector's CA");
+    let spans_before = collector.spans().len();
+    let s = Server::start_with(Options {
+        env: with_ca(&other.file),
+        capture_stderr: true,
+        ..Options::default()
+    });
+    s.decide(&healthy_request("otlp-tls", "staging"));
+    let host = collector
+        .endpoint
+        .trim_start_matches("https://")
+        .to_string();
+    let line = wait_for(30, "a TLS export failure naming the collector", || {
+        s.stderr_lines().into_iter().find(|l| {
+            l.contains(&format!("TLS with `{host}` failed"))
+                && l.contains("not signed by a trusted CA")
+        })
+    });
+    assert!(line.contains("OTLP"), "{line}");
+    assert_eq!(
+        collector.spans().len(),
+        spans_before,
+        "an untrusted collector receives nothing"
+    );
 }
 
 /// The first warning that an OTLP export failed and its telemetry is lost

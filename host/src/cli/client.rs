@@ -24,6 +24,10 @@ pub struct Server {
     /// Bearer token (sent as `Authorization: Bearer …`).
     #[arg(long, env = "VERDICT_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// For an https:// server: a PEM bundle of CAs to trust instead of the
+    /// system's (a private CA).
+    #[arg(long, env = "VERDICT_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The answer of one API call: status and parsed JSON body.
@@ -33,12 +37,18 @@ pub struct Answer {
 }
 
 impl Server {
-    fn agent(&self) -> ureq::Agent {
-        ureq::Agent::config_builder()
+    fn agent(&self) -> anyhow::Result<ureq::Agent> {
+        let tls = crate::tls::ClientTls {
+            ca_file: self.ca_file.clone(),
+            system_roots: None,
+        }
+        .ureq_config(&self.server)?;
+        Ok(ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
+            .tls_config(tls)
             .build()
-            .into()
+            .into())
     }
 
     fn url(&self, path: &str) -> String {
@@ -53,7 +63,7 @@ impl Server {
         body: Option<(&str, Vec<u8>)>,
     ) -> anyhow::Result<Answer> {
         let url = self.url(path);
-        let agent = self.agent();
+        let agent = self.agent()?;
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let result = match (method, body) {
             ("GET", _) => with_auth(agent.get(&url), &auth).call(),
@@ -70,8 +80,12 @@ impl Server {
                     .send(&bytes[..])
             }
         };
-        let mut resp =
-            result.with_context(|| format!("cannot reach the Verdict server at {url}"))?;
+        let mut resp = result.map_err(|e| {
+            anyhow!(
+                "cannot reach the Verdict server at {url}: {}",
+                crate::tls::explain(&url, &e)
+            )
+        })?;
         let status = resp.status().as_u16();
         let text = resp
             .body_mut()

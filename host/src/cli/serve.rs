@@ -1,6 +1,6 @@
 //! `verdict serve`: open the data dir, restore the active set, serve HTTP
-//! until SIGTERM/SIGINT, finish in-flight requests (within
-//! `shutdown_timeout_ms`), flush, exit.
+//! (HTTPS with `--tls-cert`/`--tls-key`) until SIGTERM/SIGINT, finish
+//! in-flight requests (within `shutdown_timeout_ms`), flush, exit.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +33,16 @@ pub struct ServeArgs {
     /// `<data_dir>/checkpoint.key`, generated if absent).
     #[arg(long, env = "VERDICT_CHECKPOINT_KEY")]
     pub checkpoint_key: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (re-read when it changes).
+    #[arg(long, env = "VERDICT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "VERDICT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept client certificates signed by this PEM CA (mapped to roles by
+    /// `[[client_certs]]` in the config file).
+    #[arg(long, env = "VERDICT_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "VERDICT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -40,7 +50,7 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
-        let mut config = Config::load(self.config.as_deref())?;
+        let mut config = Config::read(self.config.as_deref())?;
         if let Some(l) = self.listen {
             config.listen = l;
         }
@@ -49,6 +59,13 @@ impl ServeArgs {
         }
         if let Some(k) = &self.checkpoint_key {
             config.checkpoint_key = Some(k.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls_cert = Some(cert.clone());
+            config.tls_key = Some(key.clone());
+        }
+        if let Some(ca) = &self.tls_client_ca {
+            config.tls_client_ca = Some(ca.clone());
         }
         if let Some(t) = &self.tokens {
             config.tokens.extend(Config::tokens_from_env(t)?);
@@ -111,6 +128,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         Err(e) => tracing::warn!("cannot read or raise the open-files limit: {e}"),
     }
+    // Certificate problems are start-up errors, before anything listens.
+    let tls = match config.tls_files() {
+        None => None,
+        Some(files) => Some(
+            crate::tls::ServerTls::load(&files)
+                .context("cannot set up HTTPS")?
+                .config,
+        ),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", config.listen))?;
@@ -137,7 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 .context(format!("cannot open data dir `{}`", config.data_dir.display())))
         }
     };
-    if config.tokens.is_empty() {
+    if !config.auth_configured() {
         tracing::warn!("no tokens configured: auth is off, so listening on loopback only");
     }
     let status = app.status();
@@ -145,10 +172,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         policies = status.policies,
         bindings = status.bindings,
         data_dir = %config.data_dir.display(),
-        "verdict listening on http://{addr}"
+        "verdict listening on {scheme}://{addr}"
     );
     // The line tests and scripts wait for; stdout, unbuffered by println.
-    println!("verdict listening on http://{addr}");
+    println!("verdict listening on {scheme}://{addr}");
     // A failed store (disk full, I/O error) refuses every write until it is
     // reopened: stop taking requests and exit non-zero, so the supervisor
     // (systemd, Kubernetes) restarts verdict on a reopened store.
@@ -167,7 +194,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let app = app.clone();
         async move { app.run_checkpoints().await }
     });
-    let report = http::serve(listener, Ctx::new(app.clone(), &config), limits, shutdown).await;
+    let report = http::serve(
+        listener,
+        Ctx::new(app.clone(), &config),
+        limits,
+        tls,
+        shutdown,
+    )
+    .await;
     checkpoints.abort();
     if report.cut_heads > 0 {
         tracing::info!(

@@ -17,7 +17,7 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::Caller;
 use super::errors::{shown, ApiError, RequestError};
 use super::observe::RouteSlot;
-use super::{console, exposure, handlers, integrations, Ctx};
+use super::{console, exposure, handlers, integrations, Ctx, Peer};
 use crate::config::Role;
 
 /// The path parameters a template names (`{id}`, `{name}`, `{gate}`), in
@@ -75,13 +75,20 @@ fn with_ctx(ctx: &Ctx) -> impl Filter<Extract = (Ctx,), Error = std::convert::In
     warp::any().map(move || ctx.clone())
 }
 
-/// Require `role`; yields the caller.
+/// Require `role` (from a bearer or Basic token, or a client certificate);
+/// yields the caller.
 fn role(ctx: &Ctx, role: Role) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
     let auth = ctx.auth.clone();
-    warp::header::optional::<String>("authorization").and_then(move |h: Option<String>| {
-        let auth = auth.clone();
-        async move { auth.check(h.as_deref(), role).map_err(ApiError::reject) }
-    })
+    warp::header::optional::<String>("authorization")
+        .and(warp::ext::optional::<Peer>())
+        .and_then(move |h: Option<String>, peer: Option<Peer>| {
+            let auth = auth.clone();
+            async move {
+                let names = peer.as_ref().map(|p| p.0.as_ref());
+                auth.check(h.as_deref(), names, role)
+                    .map_err(ApiError::reject)
+            }
+        })
 }
 
 /// A body size limit and the setting that configures it (named in the 413).

@@ -28,9 +28,15 @@
 //!   reading (and dropping) what the client still sends for a moment, so a
 //!   client whose body was refused reads the answer instead of a reset.
 //!
+//! - **TLS** (when configured). The handshake happens on the connection's
+//!   own task, after accept, and counts as waiting for a request head: it
+//!   must finish within `header_read_timeout`, a handshaking connection may
+//!   be evicted at the cap, and shutdown closes it at once. A failed
+//!   handshake (wrong CA, plain HTTP sent to the HTTPS port, a scanner)
+//!   just closes the connection (logged at debug).
+//!
 //! Connections are served as HTTP/1.1 by hyper, over any byte stream
-//! ([`serve_connection`] is generic over it, so TLS can wrap the TCP stream
-//! between accept and serve).
+//! ([`serve_connection`] is generic over it: plain TCP, or TLS over it).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -47,10 +53,13 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use warp::filters::BoxedFilter;
+use warp::reply::Response;
 
 use super::observe::Observation;
-use warp::reply::Response;
+use super::Peer;
+use crate::tls::PeerNames;
 
 use crate::config::Config;
 
@@ -152,8 +161,10 @@ pub async fn serve(
     listener: TcpListener,
     routes: BoxedFilter<(Response,)>,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> ShutdownReport {
+    let tls = tls.map(TlsAcceptor::from);
     let server = Arc::new(Server::new(limits));
     let (stop_tx, stop_rx) = watch::channel(Stop::Run);
     let mut failures = RateLimited::new();
@@ -180,9 +191,18 @@ pub async fn serve(
         let routes = routes.clone();
         let stop = stop_rx.clone();
         let server = server.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let id = conn.id;
-            let end = serve_connection(stream, conn, routes, limits, stop).await;
+            let end = match tls {
+                None => serve_connection(stream, conn, routes, limits, stop, None).await,
+                Some(tls) => match handshake(&tls, stream, &conn, &limits, stop.clone()).await {
+                    Ok((stream, peer)) => {
+                        serve_connection(stream, conn, routes, limits, stop, peer).await
+                    }
+                    Err(end) => end,
+                },
+            };
             server.ended(id, end);
             drop(permit);
         });
@@ -334,6 +354,47 @@ impl Server {
     }
 }
 
+/// The TLS handshake of a new connection, bounded like a request head: by
+/// `header_read_timeout`, eviction at the cap, and shutdown. Yields the
+/// stream and the names of a verified client certificate, if one was sent.
+async fn handshake(
+    tls: &TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    conn: &Conn,
+    limits: &Limits,
+    mut stop: watch::Receiver<Stop>,
+) -> Result<
+    (
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        Option<Peer>,
+    ),
+    End,
+> {
+    let peer_addr = stream.peer_addr().ok();
+    let accepted = tokio::select! {
+        r = tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)) => r,
+        _ = conn.evict.acquire() => return Err(End::Evicted),
+        _ = stop.wait_for(|s| *s != Stop::Run) => return Err(End::CutHead),
+    };
+    let stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake with {peer_addr:?} failed: {e}");
+            return Err(End::Done);
+        }
+        Err(_) => return Err(End::TimedOut),
+    };
+    // The idle timeout runs from the end of the handshake.
+    conn.handshaken();
+    let peer = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| Peer(Arc::new(PeerNames::of(leaf))));
+    Ok((stream, peer))
+}
+
 /// Serve one connection (any byte stream: TCP, or TLS over it) until the
 /// client closes it, it times out, it is evicted, or shutdown ends it.
 async fn serve_connection<I>(
@@ -342,6 +403,7 @@ async fn serve_connection<I>(
     routes: BoxedFilter<(Response,)>,
     limits: Limits,
     mut stop: watch::Receiver<Stop>,
+    peer: Option<Peer>,
 ) -> End
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -352,17 +414,21 @@ where
     });
     let routes = TowerToHyperService::new(warp::service(routes));
     let requests = conn.clone();
-    let service = hyper::service::service_fn(move |mut req| {
-        let serving = requests.request_started();
-        let observation = Observation::begin(&mut req);
-        let answer = hyper::service::Service::call(&routes, req);
-        // Boxed (so `Unpin`) for `poll_without_shutdown`.
-        Box::pin(async move {
-            let answer = observation.around(answer).await;
-            drop(serving);
-            answer
-        })
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            if let Some(peer) = &peer {
+                req.extensions_mut().insert(peer.clone());
+            }
+            let serving = requests.request_started();
+            let observation = Observation::begin(&mut req);
+            let answer = hyper::service::Service::call(&routes, req);
+            // Boxed (so `Unpin`) for `poll_without_shutdown`.
+            Box::pin(async move {
+                let answer = observation.around(answer).await;
+                drop(serving);
+                answer
+            })
+        });
     let mut http = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout + limits.header_read_timeout)
@@ -480,6 +546,14 @@ impl Conn {
         let mut a = lock(&self.activity);
         if a.phase == Phase::Idle {
             a.phase = Phase::Head;
+            a.since = Instant::now();
+        }
+    }
+
+    /// A TLS handshake finished: the wait for the first request starts now.
+    fn handshaken(&self) {
+        let mut a = lock(&self.activity);
+        if a.phase == Phase::Idle {
             a.since = Instant::now();
         }
     }

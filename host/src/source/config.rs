@@ -30,6 +30,10 @@ pub struct SourceConfig {
     /// restart; checked to be readable at startup.
     #[serde(default)]
     pub bearer_token_file: Option<std::path::PathBuf>,
+    /// For an `https://` URL: which CAs to trust (`ca_file`,
+    /// `system_roots`); the system's by default.
+    #[serde(default)]
+    pub tls: crate::tls::ClientTls,
 }
 
 fn default_timeout_ms() -> u64 {

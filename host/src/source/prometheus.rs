@@ -29,17 +29,17 @@ impl Prometheus {
         timeout: Duration,
         headers: &BTreeMap<String, String>,
         token_file: Option<PathBuf>,
+        tls: &crate::tls::ClientTls,
     ) -> Result<Prometheus, String> {
         let base = url.trim_end_matches('/');
-        if base.starts_with("https://") {
-            return Err(format!(
-                "`{url}`: https is not built in; reach Prometheus over http (in-cluster) \
-                 or through a local TLS proxy"
-            ));
-        }
-        let rest = base.strip_prefix("http://").ok_or_else(|| {
-            format!("`{url}` is not an http:// URL (for example http://prometheus:9090)")
-        })?;
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(|| {
+                format!(
+                    "`{url}` is not an http:// or https:// URL (for example http://prometheus:9090)"
+                )
+            })?;
         if rest.is_empty() || rest.starts_with('/') {
             return Err(format!("`{url}` has no host"));
         }
@@ -63,9 +63,12 @@ impl Prometheus {
         if let Some(f) = &token_file {
             read_token(f).map_err(|e| format!("`bearer_token_file`: {e}"))?;
         }
+        // Built for http:// too: a redirect may lead to https.
+        let tls_config = tls.ureq_config(base).map_err(|e| e.to_string())?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
+            .tls_config(tls_config)
             .build()
             .into();
         Ok(Prometheus {
@@ -125,7 +128,7 @@ impl Prometheus {
             }
             other => SourceError::Unreachable {
                 url: url.to_string(),
-                message: other.to_string(),
+                message: crate::tls::explain(url, &other),
             },
         }
     }
@@ -287,6 +290,12 @@ fn snippet(body: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The default trust (the system's roots).
+    const SYSTEM_ROOTS: crate::tls::ClientTls = crate::tls::ClientTls {
+        ca_file: None,
+        system_roots: None,
+    };
+
     #[test]
     fn matrix_series_are_pooled_and_non_finite_become_nan() {
         let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
@@ -331,11 +340,20 @@ mod tests {
     }
 
     #[test]
-    fn urls_must_be_plain_http_with_a_host() {
-        let new = |url: &str| Prometheus::new(url, Duration::from_secs(1), &BTreeMap::new(), None);
+    fn urls_must_be_http_or_https_with_a_host() {
+        let new = |url: &str| {
+            Prometheus::new(
+                url,
+                Duration::from_secs(1),
+                &BTreeMap::new(),
+                None,
+                &SYSTEM_ROOTS,
+            )
+        };
         assert!(new("http://prom:9090/").is_ok());
         assert!(new("http://prom:9090/prometheus").is_ok());
-        assert!(new("https://prom").err().unwrap().contains("https"));
+        assert!(new("https://prom").is_ok());
+        assert!(new("ftp://prom").is_err());
         assert!(new("prom:9090").is_err());
         assert!(new("http://").is_err());
     }
@@ -382,8 +400,14 @@ mod tests {
             r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.5"]}]}}"#,
         );
         let headers = BTreeMap::from([("X-Scope-OrgID".to_string(), "team-a".to_string())]);
-        let p =
-            Prometheus::new(&url, Duration::from_secs(5), &headers, Some(token.clone())).unwrap();
+        let p = Prometheus::new(
+            &url,
+            Duration::from_secs(5),
+            &headers,
+            Some(token.clone()),
+            &SYSTEM_ROOTS,
+        )
+        .unwrap();
         let at: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
         assert_eq!(p.value("up", at).unwrap(), Some(0.5));
         let head = server.join().unwrap();
@@ -406,7 +430,14 @@ mod tests {
     #[test]
     fn a_refusal_that_is_not_prometheus_json_names_the_status() {
         let (url, server) = one_shot("401 Unauthorized", "missing credentials");
-        let p = Prometheus::new(&url, Duration::from_secs(5), &BTreeMap::new(), None).unwrap();
+        let p = Prometheus::new(
+            &url,
+            Duration::from_secs(5),
+            &BTreeMap::new(),
+            None,
+            &SYSTEM_ROOTS,
+        )
+        .unwrap();
         let e = p.value("up", Timestamp::UNIX_EPOCH).unwrap_err();
         server.join().unwrap();
         assert!(matches!(e, SourceError::Status { status: 401, .. }), "{e}");
@@ -417,17 +448,28 @@ mod tests {
     fn bad_headers_and_unreadable_tokens_are_refused_at_startup() {
         let t = Duration::from_secs(1);
         let h = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
-        assert!(Prometheus::new("http://p", t, &h("bad header", "x"), None).is_err());
-        assert!(Prometheus::new("http://p", t, &h("X-A", "line\nbreak"), None).is_err());
-        let e = Prometheus::new("http://p", t, &h("Authorization", "Bearer x"), None)
-            .err()
-            .unwrap();
+        assert!(
+            Prometheus::new("http://p", t, &h("bad header", "x"), None, &SYSTEM_ROOTS).is_err()
+        );
+        assert!(
+            Prometheus::new("http://p", t, &h("X-A", "line\nbreak"), None, &SYSTEM_ROOTS).is_err()
+        );
+        let e = Prometheus::new(
+            "http://p",
+            t,
+            &h("Authorization", "Bearer x"),
+            None,
+            &SYSTEM_ROOTS,
+        )
+        .err()
+        .unwrap();
         assert!(e.contains("bearer_token_file"), "{e}");
         let e = Prometheus::new(
             "http://p",
             t,
             &BTreeMap::new(),
             Some("/nonexistent/token".into()),
+            &SYSTEM_ROOTS,
         )
         .err()
         .unwrap();

@@ -6,6 +6,11 @@
 //! a slow or unreachable collector delays those threads, never a request.
 //! Spans are handed over with a non-blocking `try_send` into a bounded
 //! queue; when the collector cannot keep up, spans are dropped, not waited for.
+//!
+//! An `https://` endpoint trusts the system's CA certificates, or the PEM
+//! bundle in `OTEL_EXPORTER_OTLP_CERTIFICATE` (or the per-signal
+//! `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_CERTIFICATE`) alone, or both with
+//! `VERDICT_OTLP_SYSTEM_ROOTS=true`.
 
 use std::time::Duration;
 
@@ -56,18 +61,67 @@ fn timeout(var: impl Fn(&str) -> Option<String>) -> Duration {
         .unwrap_or(Duration::from_secs(10))
 }
 
-pub fn span_exporter() -> Result<SpanExporter, opentelemetry_otlp::ExporterBuildError> {
-    SpanExporter::builder()
-        .with_http()
-        .with_http_client(UreqClient::new(timeout(env)))
-        .build()
+/// Why an exporter could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportSetupError {
+    #[error(transparent)]
+    Build(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
-pub fn metric_exporter() -> Result<MetricExporter, opentelemetry_otlp::ExporterBuildError> {
-    MetricExporter::builder()
+/// Which signal an exporter carries (for its per-signal variables).
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    fn var(self, what: &str) -> String {
+        match self {
+            Signal::Traces => format!("OTEL_EXPORTER_OTLP_TRACES_{what}"),
+            Signal::Metrics => format!("OTEL_EXPORTER_OTLP_METRICS_{what}"),
+        }
+    }
+}
+
+/// The CAs the exporter of `signal` trusts, read through `var`: the
+/// per-signal certificate variable, else the common one, else the system's.
+fn client_tls(signal: Signal, var: impl Fn(&str) -> Option<String>) -> crate::tls::ClientTls {
+    let set = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+    crate::tls::ClientTls {
+        ca_file: set(&signal.var("CERTIFICATE"))
+            .or_else(|| set("OTEL_EXPORTER_OTLP_CERTIFICATE"))
+            .map(Into::into),
+        system_roots: set("VERDICT_OTLP_SYSTEM_ROOTS").map(|v| v.trim() == "true"),
+    }
+}
+
+/// The endpoint of `signal`, only to judge whether it is https.
+fn endpoint(signal: Signal, var: impl Fn(&str) -> Option<String>) -> String {
+    var(&signal.var("ENDPOINT"))
+        .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .unwrap_or_default()
+}
+
+fn client(signal: Signal) -> Result<UreqClient, crate::tls::TlsError> {
+    let tls = client_tls(signal, env).ureq_config(endpoint(signal, env).trim())?;
+    Ok(UreqClient::new(timeout(env), tls))
+}
+
+pub fn span_exporter() -> Result<SpanExporter, ExportSetupError> {
+    Ok(SpanExporter::builder()
         .with_http()
-        .with_http_client(UreqClient::new(timeout(env)))
-        .build()
+        .with_http_client(client(Signal::Traces)?)
+        .build()?)
+}
+
+pub fn metric_exporter() -> Result<MetricExporter, ExportSetupError> {
+    Ok(MetricExporter::builder()
+        .with_http()
+        .with_http_client(client(Signal::Metrics)?)
+        .build()?)
 }
 
 pub fn env(k: &str) -> Option<String> {
@@ -76,21 +130,42 @@ pub fn env(k: &str) -> Option<String> {
 
 /// opentelemetry-http's client trait over ureq, which the binary already
 /// uses: no second HTTP stack (reqwest, hyper client) just for telemetry.
-/// Plain `http://` only, like the rest of the binary (no TLS stack).
 #[derive(Debug)]
 struct UreqClient {
     agent: ureq::Agent,
+    /// When a transport failure was last logged (at most one per
+    /// [`FAILURE_LOG_EVERY`]): the exporter reports only "network error",
+    /// so the host and the cause (a refused certificate …) are logged here.
+    failure_logged: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
+
 impl UreqClient {
-    fn new(timeout: Duration) -> UreqClient {
+    fn new(timeout: Duration, tls: ureq::tls::TlsConfig) -> UreqClient {
         let agent = ureq::Agent::config_builder()
             // The exporter classifies statuses itself (retry or give up).
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
+            .tls_config(tls)
             .build()
             .into();
-        UreqClient { agent }
+        UreqClient {
+            agent,
+            failure_logged: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn log_failure(&self, message: &str) {
+        let mut last = self
+            .failure_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= FAILURE_LOG_EVERY) {
+            *last = Some(now);
+            tracing::warn!("OTLP export failed: {message}");
+        }
     }
 }
 
@@ -100,7 +175,16 @@ impl HttpClient for UreqClient {
         // Blocking inside an async fn is deliberate: the SDK drives exports
         // with `futures_executor::block_on` on its own thread (see module doc).
         let (parts, body) = request.into_parts();
-        let mut response = self.agent.run(Request::from_parts(parts, body.to_vec()))?;
+        let uri = parts.uri.to_string();
+        // A certificate failure names the collector and the reason.
+        let mut response = self
+            .agent
+            .run(Request::from_parts(parts, body.to_vec()))
+            .map_err(|e| {
+                let message = format!("{uri}: {}", crate::tls::explain(&uri, &e));
+                self.log_failure(&message);
+                message
+            })?;
         let bytes = response
             .body_mut()
             .with_config()
@@ -157,6 +241,32 @@ mod tests {
             ("OTEL_SDK_DISABLED", "true"),
         ]);
         assert!(!w.traces && !w.metrics);
+    }
+
+    #[test]
+    fn collector_ca_from_the_signal_or_common_variable() {
+        let vars = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            move |k: &str| map.get(k).cloned()
+        };
+        let none = client_tls(Signal::Traces, vars(&[]));
+        assert_eq!(none, crate::tls::ClientTls::default());
+        let common = vars(&[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/metrics-ca.pem"),
+            ("VERDICT_OTLP_SYSTEM_ROOTS", "true"),
+        ]);
+        let t = client_tls(Signal::Traces, &common);
+        assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(t.system_roots, Some(true));
+        let m = client_tls(Signal::Metrics, &common);
+        assert_eq!(
+            m.ca_file.as_deref(),
+            Some(std::path::Path::new("/metrics-ca.pem"))
+        );
     }
 
     #[test]
