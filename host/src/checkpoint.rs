@@ -155,6 +155,10 @@ impl CheckpointSigner {
                 })?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // First start: the data dir may not exist yet either.
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+                }
                 let mut seed = [0u8; 32];
                 std::fs::File::open("/dev/urandom")
                     .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
@@ -364,7 +368,8 @@ mod tests {
     #[test]
     fn a_key_file_is_created_once_and_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("checkpoint.key");
+        // In a data dir that does not exist yet (a first start).
+        let path = dir.path().join("data").join("checkpoint.key");
         let a = CheckpointSigner::load_or_create(&path, "o").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

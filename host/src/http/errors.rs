@@ -35,7 +35,19 @@ impl ApiError {
 
     pub fn reply(&self) -> warp::reply::Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+        let mut r = warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // Says how to authenticate (HTTP requires it on a 401). Basic is
+            // listed so a browser opening the console asks for the token
+            // (as the password) instead of showing this JSON.
+            r.headers_mut().insert(
+                warp::http::header::WWW_AUTHENTICATE,
+                warp::http::HeaderValue::from_static(
+                    "Bearer realm=\"verdict\", Basic realm=\"verdict\", charset=\"UTF-8\"",
+                ),
+            );
+        }
+        r
     }
 }
 

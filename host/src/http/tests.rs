@@ -409,6 +409,18 @@ async fn the_console_needs_the_read_role_when_tokens_are_set() {
     let api = token_api();
     let r = request("GET", "/ui/").reply(&api).await;
     assert_eq!(r.status(), 401);
+    // A browser asks for the token (as a Basic password) on this header.
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("Basic realm=\"verdict\""), "{challenge}");
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("auditor:{ADMIN}"),
+    );
+    let r = request("GET", "/ui/")
+        .header("authorization", format!("Basic {basic}"))
+        .reply(&api)
+        .await;
+    assert_eq!(r.status(), 200);
     let r = request("GET", "/ui/")
         .header("authorization", format!("Bearer {DECIDER}"))
         .reply(&api)
