@@ -646,6 +646,15 @@ fn flagger_authenticates_with_the_token_as_basic_auth_password() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flagger/payload.json"),
     )
     .unwrap();
+    // The example Canary carries its token this way.
+    let canary = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flagger/canary.yaml"),
+    )
+    .unwrap();
+    assert!(
+        canary.contains("url: https://flagger:TOKEN@verdict.verdict.svc:8443/v1/integrations/flagger/confirm-rollout\n"),
+        "examples/flagger/canary.yaml shows the token in the webhook URL"
+    );
     // Accepted: any user name, the `decide` token as the password.
     let (st, text) =
         flagger_with_url_credentials(&s.base, &format!("flagger:{CI}"), "event", &payload);
