@@ -204,8 +204,20 @@ fn tokens_and_roles_are_enforced() {
             "unauthorized",
         );
     }
+    // Basic auth carries a token as its password (Flagger's webhook URL):
+    // `ci:ci-token` is the `ci` token, which may not read.
+    let answer = verdict_e2e::raw(
+        &s.base,
+        "GET /v1/decisions HTTP/1.1\r\nAuthorization: Basic Y2k6Y2ktdG9rZW4=",
+        b"",
+    );
+    s.seen
+        .borrow_mut()
+        .push(format!("{} {}", answer.0, answer.1));
+    assert_error(&answer, 403, "forbidden");
     for header in [
-        "Basic Y2k6Y2ktdG9rZW4=",
+        // `ci:nope`: a Basic password that is no token.
+        "Basic Y2k6bm9wZQ==",
         "ci-token",
         "Bearer",
         "Token ci-token",
