@@ -204,8 +204,20 @@ fn tokens_and_roles_are_enforced() {
             "unauthorized",
         );
     }
+    // Basic auth carries a token as its password (Flagger's webhook URL):
+    // `ci:ci-token` is the `ci` token, which may not read.
+    let answer = verdict_e2e::raw(
+        &s.base,
+        "GET /v1/decisions HTTP/1.1\r\nAuthorization: Basic Y2k6Y2ktdG9rZW4=",
+        b"",
+    );
+    s.seen
+        .borrow_mut()
+        .push(format!("{} {}", answer.0, answer.1));
+    assert_error(&answer, 403, "forbidden");
     for header in [
-        "Basic Y2k6Y2ktdG9rZW4=",
+        // `ci:nope`: a Basic password that is no token.
+        "Basic Y2k6bm9wZQ==",
         "ci-token",
         "Bearer",
         "Token ci-token",
@@ -646,6 +658,15 @@ fn flagger_authenticates_with_the_token_as_basic_auth_password() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flagger/payload.json"),
     )
     .unwrap();
+    // The example Canary carries its token this way.
+    let canary = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/flagger/canary.yaml"),
+    )
+    .unwrap();
+    assert!(
+        canary.contains("url: https://flagger:TOKEN@verdict.verdict.svc:8443/v1/integrations/flagger/confirm-rollout\n"),
+        "examples/flagger/canary.yaml shows the token in the webhook URL"
+    );
     // Accepted: any user name, the `decide` token as the password.
     let (st, text) =
         flagger_with_url_credentials(&s.base, &format!("flagger:{CI}"), "event", &payload);

@@ -231,3 +231,50 @@ fn the_cli_trusts_a_ca_file_and_names_the_host_when_the_ca_is_wrong() {
         "only the trusted call reached the server: {stored}"
     );
 }
+
+#[test]
+fn handshaking_connections_yield_to_the_cap_and_to_shutdown() {
+    let ca = TestCa::new("verdict test CA");
+    let dir = tempfile::tempdir().unwrap();
+    // Two connections at most; timeouts far beyond the test.
+    let (mut s, _) = https_server(
+        &ca,
+        dir.path(),
+        Some(
+            "max_connections = 2\nheader_read_timeout_ms = 60000\nidle_timeout_ms = 60000\n".into(),
+        ),
+    );
+    let addr = s.base.trim_start_matches("https://").to_string();
+    // Two connections that never finish their handshake fill the cap…
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut t = TcpStream::connect(&addr).unwrap();
+            t.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+            t
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // …and a real client still gets through: the longest-waiting one is
+    // closed to make room, as for a half-sent request head.
+    let start = Instant::now();
+    let mut conn = Connection::open(&s.base, &ca.pem).expect("a slot is made");
+    assert_eq!(conn.get("/healthz").unwrap().0, 200);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(conn);
+
+    // At shutdown, a connection still in its handshake is closed at once:
+    // the server exits well before the 60 s timeouts.
+    let start = Instant::now();
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "shutdown waited on a handshake: {:?}",
+        start.elapsed()
+    );
+    drop(stalled);
+}
