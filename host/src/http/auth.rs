@@ -72,7 +72,7 @@ impl Auth {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
         let (name, roles) = match header {
             Some(header) => {
-                let token = presented_token(header).map_err(|m| unauthorized(m))?;
+                let token = presented_token(header).map_err(&unauthorized)?;
                 let hash = hex::encode(Sha256::digest(token.as_bytes()));
                 self.tokens
                     .get(&hash)
@@ -83,7 +83,7 @@ impl Auth {
                 Some(peer) => self
                     .certs
                     .iter()
-                    .find(|c| peer.0.iter().any(|n| *n == c.subject))
+                    .find(|c| peer.0.contains(&c.subject))
                     .map(|c| (&c.name, &c.roles))
                     .ok_or_else(|| {
                         unauthorized(
