@@ -42,6 +42,11 @@ pub struct Ctx {
     pub max_body: u64,
     pub max_policy: u64,
     pub timeout: Duration,
+    /// How long a policy upload may take once its body is in: the request
+    /// timeout plus the longest compile the largest allowed upload may
+    /// take, so a Python or JavaScript policy (tens of seconds to compile)
+    /// is answered with its compile's outcome, not a timeout.
+    pub upload_timeout: Duration,
     /// How long a client may take to send its body (`body_timeout_ms`).
     pub body_timeout: Duration,
 }
@@ -54,6 +59,16 @@ impl Ctx {
             max_body: config.max_body_bytes,
             max_policy: config.max_policy_bytes,
             timeout: Duration::from_millis(config.request_timeout_ms),
+            upload_timeout: Duration::from_millis(
+                config
+                    .request_timeout_ms
+                    .saturating_add(config.compile_timeout_ms)
+                    .saturating_add(
+                        config
+                            .compile_timeout_ms_per_mib
+                            .saturating_mul(config.max_policy_bytes.div_ceil(1 << 20)),
+                    ),
+            ),
             body_timeout: Duration::from_millis(config.body_timeout_ms),
         }
     }
@@ -216,11 +231,19 @@ async fn timed<F>(ctx: &Ctx, f: F) -> Result<Response, Rejection>
 where
     F: Future<Output = Result<Response, ApiError>>,
 {
-    match tokio::time::timeout(ctx.timeout, f).await {
+    timed_for(ctx.timeout, f).await
+}
+
+/// Run a handler under `timeout`; a timeout is a 503, never a hang.
+async fn timed_for<F>(timeout: Duration, f: F) -> Result<Response, Rejection>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    match tokio::time::timeout(timeout, f).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(e.reject()),
         Err(_) => Err(RequestError::Timeout {
-            ms: ctx.timeout.as_millis(),
+            ms: timeout.as_millis(),
         }
         .reject()),
     }
@@ -305,7 +328,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(role(&ctx, Role::Admin))
         .and(ctx.policy_body())
         .and_then(|name: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
-            timed(&ctx, handlers::put_policy(ctx.app.clone(), name, b)).await
+            timed_for(ctx.upload_timeout, handlers::put_policy(ctx.app.clone(), name, b)).await
         });
     // GET /v1/policies
     let list_policies = v1

@@ -494,6 +494,12 @@ impl App {
         }
         let engine = self.engine.clone();
         let owned = name.to_string();
+        tracing::info!(
+            policy = name,
+            bytes = bytes.len(),
+            "compiling uploaded policy (seconds for a Python or JavaScript component; \
+             decisions go on meanwhile)"
+        );
         let (compiled, bytes) = blocking("compile", move || {
             engine.compile(&owned, &bytes).map(|c| (Arc::new(c), bytes))
         })

@@ -110,7 +110,7 @@ pub fn check(engine: &Engine, policy: &Arc<CompiledPolicy>, f: &Fixture) -> Resu
             .settings
             .clone()
             .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
-        limits: f.limits.unwrap_or_default(),
+        limits: f.limits.unwrap_or_else(|| policy.default_limits()),
     };
     let settings_check = engine
         .runtime()
