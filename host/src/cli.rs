@@ -10,6 +10,7 @@
 pub mod build;
 pub mod client;
 pub mod fixtures;
+pub mod polyglot;
 pub mod scaffold;
 pub mod serve;
 
