@@ -847,6 +847,15 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits, fuel: u64
             kind: FailureKind::Deadline,
             message: format!("exceeded {} ms deadline", limits.timeout_ms),
         },
+        // An interpreter (a component importing WASI) aborts this way when
+        // its runtime gives up; the one a policy author hits is
+        // componentize-js's `fetch` without the HTTP interface, so say so.
+        Some(Trap::UnreachableCodeReached) if state.wasi.is_some() => PolicyFailure {
+            kind: FailureKind::Trap,
+            message: "trapped: the policy's interpreter aborted (`unreachable`); in JavaScript, \
+                      `fetch` does this: policies have no network access"
+                .into(),
+        },
         Some(trap) => PolicyFailure {
             kind: FailureKind::Trap,
             // Display says "wasm trap: …"; "trapped: wasm trap: …" stutters.
