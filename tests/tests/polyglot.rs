@@ -242,3 +242,44 @@ fn hostile_polyglot_policies_are_contained_and_the_server_stays_healthy() {
     let d = s.decide(&healthy_request("calm", "production"));
     assert_eq!(d["verdict"], "promote", "{d}");
 }
+
+/// `verdict policy new --lang python|js`: a project that builds with the
+/// real toolchains and passes its own fixtures in the sandbox.
+#[test]
+#[cfg_attr(verdict_skip_polyglot, ignore = "VERDICT_SKIP_POLYGLOT is set")]
+fn python_and_typescript_scaffolds_build_and_pass_their_fixtures() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(binary())
+            .args(args)
+            .current_dir(tmp.path())
+            // Where `make toolchain` installs componentize-py/-js (the
+            // temporary directory has no `.toolchain` above it).
+            .env("VERDICT_TOOLCHAIN", repo.join(".toolchain"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    };
+    for (lang, sdk, project_file) in [
+        ("python", "policies/sdk-python", "pyproject.toml"),
+        ("js", "policies/sdk-js", "package.json"),
+    ] {
+        let dir = format!("my-{lang}-gate");
+        let sdk = repo.join(sdk);
+        let (code, out) = run(&["policy", "new", "--lang", lang, "--sdk", sdk.to_str().unwrap(), &dir]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("created {dir}/{project_file}")), "{out}");
+        let wasm = tmp.path().join(format!("{dir}.wasm"));
+        let (code, out) = run(&["policy", "build", &dir, "-o", wasm.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}");
+        let (code, out) = run(&["policy", "test", wasm.to_str().unwrap(), &format!("{dir}/fixtures")]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.ends_with("2 passed, 0 failed\n"), "{out}");
+    }
+}

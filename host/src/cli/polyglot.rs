@@ -240,18 +240,39 @@ pub fn build_js(dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildError> {
 fn compiled_entry(dir: &Path, entry: &str) -> Result<PathBuf, BuildError> {
     let js = Path::new(entry).with_extension("js");
     let dist = dir.join("dist");
-    let candidates = [dist.join(&js), dist.join(dir_name(dir)).join(&js)];
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or_else(|| {
+    // tsc mirrors the source tree below the common root of its inputs: the
+    // project itself, or a directory above it shared with the SDK.
+    let direct = dist.join(&js);
+    let found = if direct.is_file() {
+        Some(direct)
+    } else {
+        find_suffix(&dist, &Path::new(&dir_name(dir)).join(&js), 12)
+    };
+    found.ok_or_else(|| {
             BuildError::Io(format!(
                 "tsc wrote no `{}` under `{}` (set compilerOptions.outDir to \"dist\")",
                 js.display(),
                 dist.display()
             ))
         })
+}
+
+/// A file under `root` (at most `depth` levels down) whose path ends with `suffix`.
+fn find_suffix(root: &Path, suffix: &Path, depth: usize) -> Option<PathBuf> {
+    let candidate = root.join(suffix);
+    if candidate.is_file() {
+        return Some(candidate);
+    }
+    if depth == 0 {
+        return None;
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.iter().find_map(|d| find_suffix(d, suffix, depth - 1))
 }
 
 fn dir_name(dir: &Path) -> String {
