@@ -163,6 +163,7 @@ fn hostile_polyglot_policies_are_contained_and_the_server_stays_healthy() {
         ("py", "env", "no environment: 0 variables visible"),
         ("py", "socket", "PermissionError"),
         ("py", "http", "URLError"),
+        ("py", "exit", "exited (status 1) instead of returning a result"),
         ("js", "loop", "deadline"),
         ("js", "memory", "out of memory"),
         ("js", "file", "no network access"),

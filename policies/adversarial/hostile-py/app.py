@@ -68,7 +68,12 @@ def clock_random() -> Outcome:
     return Outcome.promote([Reason(v) for v in values])
 
 
-MODES = {"loop": loop, "memory": memory, "file": read_file, "env": read_env,
+def exit_process() -> Outcome:
+    # Ends the "process" through wasi:cli/exit instead of returning.
+    os._exit(3)
+
+
+MODES = {"exit": exit_process, "loop": loop, "memory": memory, "file": read_file, "env": read_env,
          "socket": open_socket, "http": http, "clock-random": clock_random}
 
 
