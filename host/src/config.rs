@@ -100,11 +100,12 @@ pub struct Config {
     /// Wall-clock time one policy compile may take (also its CPU limit);
     /// over it the upload is refused (422).
     pub compile_timeout_ms: u64,
-    /// Extra compile memory per MiB of component: the limit for a
-    /// component of S MiB is `compile_memory_bytes + S × this`. Compiling
+    /// Extra compile memory per MiB of component past the first: the limit
+    /// for a component of S MiB is `compile_memory_bytes + (S − 1) × this`
+    /// (a Rust policy, under 1 MiB, gets the base limits). Compiling
     /// an interpreter (Python, JavaScript) needs more than a Rust policy.
     pub compile_memory_bytes_per_mib: u64,
-    /// Extra compile time per MiB of component, likewise: an 18 MB Python
+    /// Extra compile time per MiB of component past the first, likewise: an 18 MB Python
     /// policy takes 10–30 s of CPU to compile where a Rust one takes
     /// milliseconds. Uploads wait for their compile past
     /// `request_timeout_ms`, up to these limits.

@@ -67,6 +67,7 @@ impl Ctx {
                         config
                             .compile_timeout_ms_per_mib
                             .saturating_mul(config.max_policy_bytes.div_ceil(1 << 20)),
+                        // (an upper bound: the allowance starts after the first MiB)
                     ),
             ),
             body_timeout: Duration::from_millis(config.body_timeout_ms),

@@ -45,12 +45,12 @@ pub struct WorkerLimits {
 
 impl WorkerLimits {
     /// The limits for compiling a component of `size` bytes. They grow
-    /// with its size: a component carrying an interpreter is large and
-    /// takes seconds to compile, while the shape-driven blow-ups the limits
-    /// exist for (a 115 KB component taking 19 s) are small components, and
-    /// stay under the base limits.
+    /// with each MiB past the first: a component carrying an interpreter
+    /// is large and takes seconds to compile, while the shape-driven
+    /// blow-ups the limits exist for (a 115 KB component taking 19 s) are
+    /// small components, and stay under the base limits.
     pub fn for_size(&self, size: usize) -> WorkerLimits {
-        let mib = (size as u64).div_ceil(1 << 20);
+        let mib = (size as u64).saturating_sub(1 << 20).div_ceil(1 << 20);
         WorkerLimits {
             exe: self.exe.clone(),
             memory_bytes: self
@@ -268,14 +268,15 @@ mod tests {
             timeout_per_mib: Duration::from_secs(4),
             ..limits()
         };
-        // A small component gets one MiB's allowance on top of the base.
+        // A small component (every Rust policy) gets the base limits.
         let small = base.for_size(30_000);
-        assert_eq!(small.memory_bytes, (64 + 32) << 20);
-        assert_eq!(small.timeout, Duration::from_secs(6));
-        // An 18 MB interpreter gets room to compile.
+        assert_eq!(small.memory_bytes, 64 << 20);
+        assert_eq!(small.timeout, Duration::from_secs(2));
+        assert_eq!(base.for_size(1 << 20).timeout, Duration::from_secs(2));
+        // An 18 MB interpreter (17.5 MiB) gets 17 MiB's allowance more.
         let python = base.for_size(18_373_252);
-        assert_eq!(python.memory_bytes, (64 + 18 * 32) << 20);
-        assert_eq!(python.timeout, Duration::from_secs(2 + 18 * 4));
+        assert_eq!(python.memory_bytes, (64 + 17 * 32) << 20);
+        assert_eq!(python.timeout, Duration::from_secs(2 + 17 * 4));
     }
 
     /// A wait status: killed by `signal`, or exited with `code`.
