@@ -59,6 +59,8 @@ impl Ctx {
             max_body: config.max_body_bytes,
             max_policy: config.max_policy_bytes,
             timeout: Duration::from_millis(config.request_timeout_ms),
+            // An upper bound of any upload's compile limit (the per-MiB
+            // allowance really starts after the first MiB).
             upload_timeout: Duration::from_millis(
                 config
                     .request_timeout_ms
@@ -67,7 +69,6 @@ impl Ctx {
                         config
                             .compile_timeout_ms_per_mib
                             .saturating_mul(config.max_policy_bytes.div_ceil(1 << 20)),
-                        // (an upper bound: the allowance starts after the first MiB)
                     ),
             ),
             body_timeout: Duration::from_millis(config.body_timeout_ms),
