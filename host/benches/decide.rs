@@ -89,14 +89,22 @@ fn benches(c: &mut Criterion) {
     // Interpreted policies: the examples, on inputs they decide.
     let polyglot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/polyglot");
     let cases = [
-        ("python", "sprt-canary", serde_json::json!({
+        (
+            "python",
+            "sprt-canary",
+            serde_json::json!({
             "deployment": {"service": "s", "environment": "production"},
             "metrics": [{"name": "errors", "baseline": [10], "canary": [12]},
-                        {"name": "requests", "baseline": [10000], "canary": [10000]}]})),
-        ("js", "change-approval", serde_json::json!({
+                        {"name": "requests", "baseline": [10000], "canary": [10000]}]}),
+        ),
+        (
+            "js",
+            "change-approval",
+            serde_json::json!({
             "deployment": {"service": "s", "environment": "production"},
             "change": {"paths": ["db/migrations/1.sql", "src/a.ts", "main.tf"],
-                       "labels": ["dba-approved"], "ticket": "OPS-1"}})),
+                       "labels": ["dba-approved"], "ticket": "OPS-1"}}),
+        ),
     ];
     for (lang, name, input) in cases {
         let Ok(bytes) = std::fs::read(polyglot.join(format!("{name}.wasm"))) else {
@@ -105,7 +113,11 @@ fn benches(c: &mut Criterion) {
         };
         let started = std::time::Instant::now();
         let compiled = Arc::new(engine.compile(name, &bytes).expect("polyglot policy"));
-        eprintln!("{name}: {} bytes compiled in {:?}", bytes.len(), started.elapsed());
+        eprintln!(
+            "{name}: {} bytes compiled in {:?}",
+            bytes.len(),
+            started.elapsed()
+        );
         let binding = Binding {
             policy: name.into(),
             selector: Selector::default(),

@@ -330,7 +330,11 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(role(&ctx, Role::Admin))
         .and(ctx.policy_body())
         .and_then(|name: String, ctx: Ctx, _c: Caller, b: Bytes| async move {
-            timed_for(ctx.upload_timeout, handlers::put_policy(ctx.app.clone(), name, b)).await
+            timed_for(
+                ctx.upload_timeout,
+                handlers::put_policy(ctx.app.clone(), name, b),
+            )
+            .await
         });
     // GET /v1/policies
     let list_policies = v1

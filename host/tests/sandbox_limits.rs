@@ -486,7 +486,8 @@ fn component_importing_wasi_http_is_refused_at_upload_naming_the_import() {
     assert!(matches!(err, EngineError::Rejected { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
-        text.contains("`wasi:http/outgoing-handler@0.2.0`") && text.contains("outgoing HTTP is not available"),
+        text.contains("`wasi:http/outgoing-handler@0.2.0`")
+            && text.contains("outgoing HTTP is not available"),
         "{text}"
     );
     assert_host_fine();

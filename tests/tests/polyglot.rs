@@ -48,7 +48,14 @@ fn bind(s: &Server, binding: &str, policy: &str, service: &str, settings: Value)
     bind_with(s, binding, policy, service, settings, json!({}));
 }
 
-fn bind_with(s: &Server, binding: &str, policy: &str, service: &str, settings: Value, limits: Value) {
+fn bind_with(
+    s: &Server,
+    binding: &str,
+    policy: &str,
+    service: &str,
+    settings: Value,
+    limits: Value,
+) {
     let (st, body) = s.json(
         "PUT",
         &format!("/v1/bindings/{binding}"),
@@ -112,13 +119,17 @@ fn python_and_typescript_examples_decide_and_replay_identically() {
     assert_eq!(canary["verdict"], "rollback", "{d}");
     assert_eq!(canary["error"], Value::Null, "{d}");
     assert!(
-        canary["reasons"].to_string().contains("30 errors in 10000 requests"),
+        canary["reasons"]
+            .to_string()
+            .contains("30 errors in 10000 requests"),
         "{d}"
     );
     let approvals = policy_result(&d, "approvals");
     assert_eq!(approvals["verdict"], "hold", "{d}");
     assert!(
-        approvals["reasons"].to_string().contains("needs dba's approval"),
+        approvals["reasons"]
+            .to_string()
+            .contains("needs dba's approval"),
         "{d}"
     );
     assert_eq!(d["verdict"], "rollback", "{d}");
@@ -143,7 +154,10 @@ fn python_and_typescript_examples_decide_and_replay_identically() {
     });
     let restart = started.elapsed();
     eprintln!("restart with two cached interpreter policies: {restart:?}");
-    assert!(restart < Duration::from_secs(8), "restart took {restart:?}: recompiled?");
+    assert!(
+        restart < Duration::from_secs(8),
+        "restart took {restart:?}: recompiled?"
+    );
     let again = s.decide(&ok);
     assert_eq!(again["verdict"], "promote", "{again}");
 }
@@ -163,7 +177,11 @@ fn hostile_polyglot_policies_are_contained_and_the_server_stays_healthy() {
         ("py", "env", "no environment: 0 variables visible"),
         ("py", "socket", "PermissionError"),
         ("py", "http", "URLError"),
-        ("py", "exit", "exited (status 1) instead of returning a result"),
+        (
+            "py",
+            "exit",
+            "exited (status 1) instead of returning a result",
+        ),
         ("js", "loop", "deadline"),
         ("js", "memory", "out of memory"),
         ("js", "file", "no network access"),
@@ -188,8 +206,20 @@ fn hostile_polyglot_policies_are_contained_and_the_server_stays_healthy() {
             limits,
         );
     }
-    bind(&s, "py-clock", "hostile-py", "py-clock", json!({"mode": "clock-random"}));
-    bind(&s, "js-clock", "hostile-js", "js-clock", json!({"mode": "clock-random"}));
+    bind(
+        &s,
+        "py-clock",
+        "hostile-py",
+        "py-clock",
+        json!({"mode": "clock-random"}),
+    );
+    bind(
+        &s,
+        "js-clock",
+        "hostile-js",
+        "js-clock",
+        json!({"mode": "clock-random"}),
+    );
 
     for (lang, mode, needle) in cases {
         let service = format!("{lang}-{mode}");
@@ -222,8 +252,15 @@ fn hostile_polyglot_policies_are_contained_and_the_server_stays_healthy() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
-        let wall_s = if lang == "py" { walls[0] } else { walls[0] / 1000.0 };
-        assert!((now - wall_s).abs() < 120.0, "wall {wall_s} is not the decision time ({now}): {d}");
+        let wall_s = if lang == "py" {
+            walls[0]
+        } else {
+            walls[0] / 1000.0
+        };
+        assert!(
+            (now - wall_s).abs() < 120.0,
+            "wall {wall_s} is not the decision time ({now}): {d}"
+        );
         // The two random readings differ (a stream, not a constant) …
         let randoms: Vec<&Value> = p["reasons"]
             .as_array()
@@ -234,12 +271,21 @@ fn hostile_polyglot_policies_are_contained_and_the_server_stays_healthy() {
         assert_eq!(randoms.len(), 2, "{d}");
         assert_ne!(randoms[0], randoms[1], "{d}");
         // … and a replay reproduces every one of them, and the captured stdout.
-        assert!(p["log"].to_string().contains("stdout: clock and random"), "{d}");
+        assert!(
+            p["log"].to_string().contains("stdout: clock and random"),
+            "{d}"
+        );
         replay_unchanged(&s, &d);
     }
 
     // The server still decides normally.
-    bind(&s, "calm", "hostile-py", "calm", json!({"mode": "clock-random"}));
+    bind(
+        &s,
+        "calm",
+        "hostile-py",
+        "calm",
+        json!({"mode": "clock-random"}),
+    );
     let d = s.decide(&healthy_request("calm", "production"));
     assert_eq!(d["verdict"], "promote", "{d}");
 }
@@ -273,13 +319,29 @@ fn python_and_typescript_scaffolds_build_and_pass_their_fixtures() {
     ] {
         let dir = format!("my-{lang}-gate");
         let sdk = repo.join(sdk);
-        let (code, out) = run(&["policy", "new", "--lang", lang, "--sdk", sdk.to_str().unwrap(), &dir]);
+        let (code, out) = run(&[
+            "policy",
+            "new",
+            "--lang",
+            lang,
+            "--sdk",
+            sdk.to_str().unwrap(),
+            &dir,
+        ]);
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains(&format!("created {dir}/{project_file}")), "{out}");
+        assert!(
+            out.contains(&format!("created {dir}/{project_file}")),
+            "{out}"
+        );
         let wasm = tmp.path().join(format!("{dir}.wasm"));
         let (code, out) = run(&["policy", "build", &dir, "-o", wasm.to_str().unwrap()]);
         assert_eq!(code, 0, "{out}");
-        let (code, out) = run(&["policy", "test", wasm.to_str().unwrap(), &format!("{dir}/fixtures")]);
+        let (code, out) = run(&[
+            "policy",
+            "test",
+            wasm.to_str().unwrap(),
+            &format!("{dir}/fixtures"),
+        ]);
         assert_eq!(code, 0, "{out}");
         assert!(out.ends_with("2 passed, 0 failed\n"), "{out}");
     }

@@ -137,7 +137,8 @@ pub fn check(engine: &Engine, policy: &Arc<CompiledPolicy>, f: &Fixture) -> Resu
     let result = &eval.policies[0];
     let got = describe_outcome(result);
     if let (Some(e), "error") = (&result.error, f.expect.as_str()) {
-        return match_reason(f, std::slice::from_ref(&e.message)).map_err(|m| format!("{m}{}", explain(result)));
+        return match_reason(f, std::slice::from_ref(&e.message))
+            .map_err(|m| format!("{m}{}", explain(result)));
     }
     if got != f.expect {
         return Err(format!(

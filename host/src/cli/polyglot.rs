@@ -87,7 +87,8 @@ fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 fn write_wit() -> Result<tempfile::TempDir, BuildError> {
-    let tmp = tempfile::tempdir().map_err(|e| BuildError::Io(format!("temporary directory: {e}")))?;
+    let tmp =
+        tempfile::tempdir().map_err(|e| BuildError::Io(format!("temporary directory: {e}")))?;
     std::fs::write(tmp.path().join("policy.wit"), WIT)
         .map_err(|e| BuildError::Io(format!("writing the WIT: {e}")))?;
     Ok(tmp)
@@ -114,7 +115,8 @@ fn prepare_out(out: &Path) -> Result<(), BuildError> {
 }
 
 fn read(path: &Path) -> Result<String, BuildError> {
-    std::fs::read_to_string(path).map_err(|e| BuildError::Io(format!("reading `{}`: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| BuildError::Io(format!("reading `{}`: {e}", path.display())))
 }
 
 /// The SDK directory: as configured (relative to the project), else found
@@ -162,7 +164,9 @@ pub fn build_python(dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildErro
             tool: "componentize-py".into(),
             install: py_install(),
         })?;
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| dir.join("build").join(format!("{name}.wasm")));
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join("build").join(format!("{name}.wasm")));
     prepare_out(&out)?;
     let wit = write_wit()?;
     let mut cmd = Command::new(tool);
@@ -183,9 +187,14 @@ pub fn build_python(dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildErro
 pub fn build_js(dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildError> {
     let manifest: serde_json::Value = serde_json::from_str(&read(&dir.join("package.json"))?)
         .map_err(|e| BuildError::Io(format!("`{}/package.json`: {e}", dir.display())))?;
-    let entry = manifest["verdict"]["entry"].as_str().unwrap_or("src/policy.ts");
+    let entry = manifest["verdict"]["entry"]
+        .as_str()
+        .unwrap_or("src/policy.ts");
     let sdk = sdk_dir(dir, manifest["verdict"]["sdk"].as_str(), "sdk-js")?;
-    let name = manifest["name"].as_str().map(str::to_string).unwrap_or_else(|| dir_name(dir));
+    let name = manifest["name"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| dir_name(dir));
     let modules = toolchain_dirs(dir)
         .into_iter()
         .map(|d| d.join("js/node_modules"))
@@ -223,13 +232,23 @@ pub fn build_js(dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildError> {
     } else {
         dir.join(entry)
     };
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| dir.join("build").join(format!("{name}.wasm")));
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join("build").join(format!("{name}.wasm")));
     prepare_out(&out)?;
     let mut cmd = Command::new(modules.join(".bin/componentize-js"));
     cmd.arg(&js_entry)
         .arg("--wit")
         .arg(wit.path())
-        .args(["--world-name", "policy", "-d", "http", "-d", "fetch-event", "-o"])
+        .args([
+            "--world-name",
+            "policy",
+            "-d",
+            "http",
+            "-d",
+            "fetch-event",
+            "-o",
+        ])
         .arg(&out);
     run(cmd, "componentize-js")?;
     Ok(out)
@@ -249,12 +268,12 @@ fn compiled_entry(dir: &Path, entry: &str) -> Result<PathBuf, BuildError> {
         find_suffix(&dist, &Path::new(&dir_name(dir)).join(&js), 12)
     };
     found.ok_or_else(|| {
-            BuildError::Io(format!(
-                "tsc wrote no `{}` under `{}` (set compilerOptions.outDir to \"dist\")",
-                js.display(),
-                dist.display()
-            ))
-        })
+        BuildError::Io(format!(
+            "tsc wrote no `{}` under `{}` (set compilerOptions.outDir to \"dist\")",
+            js.display(),
+            dist.display()
+        ))
+    })
 }
 
 /// A file under `root` (at most `depth` levels down) whose path ends with `suffix`.
@@ -291,7 +310,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = detect(dir.path()).unwrap_err().to_string();
         assert!(
-            err.contains("Cargo.toml") && err.contains("pyproject.toml") && err.contains("package.json"),
+            err.contains("Cargo.toml")
+                && err.contains("pyproject.toml")
+                && err.contains("package.json"),
             "{err}"
         );
         std::fs::write(dir.path().join("package.json"), "{}").unwrap();
@@ -313,12 +334,20 @@ mod tests {
         )
         .unwrap();
         // No `.toolchain` above a temporary directory; an empty PATH.
-        let err = with_env(|| build_python(dir.path(), None)).unwrap_err().to_string();
+        let err = with_env(|| build_python(dir.path(), None))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("componentize-py"), "{err}");
         assert!(err.contains("pip install componentize-py==0.25.1"), "{err}");
 
-        std::fs::write(dir.path().join("package.json"), r#"{"verdict": {"sdk": "sdk-python"}}"#).unwrap();
-        let err = with_env(|| build_js(dir.path(), None)).unwrap_err().to_string();
+        std::fs::write(
+            dir.path().join("package.json"),
+            r#"{"verdict": {"sdk": "sdk-python"}}"#,
+        )
+        .unwrap();
+        let err = with_env(|| build_js(dir.path(), None))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("componentize-js") && err.contains("npm install"),
             "{err}"

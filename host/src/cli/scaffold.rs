@@ -84,14 +84,20 @@ fn new_interpreted(lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Result
                     dir.join("tsconfig.json"),
                     TSCONFIG.replace("{sdk}", &sdk.display().to_string()),
                 ),
-                (dir.join("src/policy.ts"), TS_ENTRY.replace("{sdk}", &from_src)),
+                (
+                    dir.join("src/policy.ts"),
+                    TS_ENTRY.replace("{sdk}", &from_src),
+                ),
                 (
                     dir.join("src/gate.ts"),
                     TS_POLICY
                         .replace("{sdk}", &from_src)
                         .replace("{name}", &name),
                 ),
-                (dir.join("test/gate.test.ts"), TS_TEST.replace("{sdk}", &from_test)),
+                (
+                    dir.join("test/gate.test.ts"),
+                    TS_TEST.replace("{sdk}", &from_test),
+                ),
             ]
         }
     };

@@ -832,10 +832,7 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits, fuel: u64
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return PolicyFailure {
             kind: FailureKind::Trap,
-            message: format!(
-                "exited (status {}) instead of returning a result",
-                exit.0
-            ),
+            message: format!("exited (status {}) instead of returning a result", exit.0),
         };
     }
     match err.downcast_ref::<Trap>() {

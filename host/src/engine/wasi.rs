@@ -581,13 +581,18 @@ mod tests {
                  (import "wasi:sockets/tcp@0.2.12" (instance)))"#,
         );
         assert_eq!(check_imports(&wasi), Ok(Imports::Wasi));
-        let http = component(r#"(component (import "wasi:http/outgoing-handler@0.2.3" (instance)))"#);
+        let http =
+            component(r#"(component (import "wasi:http/outgoing-handler@0.2.3" (instance)))"#);
         let err = check_imports(&http).unwrap_err().to_string();
         assert!(
             err.contains("`wasi:http/outgoing-handler@0.2.3`") && err.contains("HTTP"),
             "{err}"
         );
-        for other in ["acme:secrets/vault@1.0.0", "wasi:io/poll@0.3.0", "wasi:keyvalue/store@0.2.0"] {
+        for other in [
+            "acme:secrets/vault@1.0.0",
+            "wasi:io/poll@0.3.0",
+            "wasi:keyvalue/store@0.2.0",
+        ] {
             let c = component(&format!(r#"(component (import "{other}" (instance)))"#));
             let err = check_imports(&c).unwrap_err().to_string();
             assert!(err.contains(&format!("`{other}`")), "{err}");
@@ -658,9 +663,15 @@ mod tests {
     #[test]
     fn the_seed_changes_with_every_part_of_the_input_and_the_digest() {
         let base = Determinism::for_input(&input(), "sha256:aa");
-        assert_eq!(base.seed, Determinism::for_input(&input(), "sha256:aa").seed);
+        assert_eq!(
+            base.seed,
+            Determinism::for_input(&input(), "sha256:aa").seed
+        );
         assert_eq!(base.now_unix_ms, 1_700_000_000_000);
-        assert_ne!(base.seed, Determinism::for_input(&input(), "sha256:bb").seed);
+        assert_ne!(
+            base.seed,
+            Determinism::for_input(&input(), "sha256:bb").seed
+        );
         let mut i = input();
         i.settings = r#"{"x":1}"#.into();
         assert_ne!(base.seed, Determinism::for_input(&i, "sha256:aa").seed);
@@ -692,9 +703,15 @@ mod tests {
         // An hour's sleep ends at once, an hour later in virtual time.
         view.subscribe_duration(3_600_000_000_000).unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
-        assert_eq!(view.now().unwrap(), 2 * MONOTONIC_STEP_NS + 3_600_000_000_000);
+        assert_eq!(
+            view.now().unwrap(),
+            2 * MONOTONIC_STEP_NS + 3_600_000_000_000
+        );
         view.subscribe_instant(5).unwrap();
-        assert!(view.now().unwrap() > 3_600_000_000_000, "time never goes back");
+        assert!(
+            view.now().unwrap() > 3_600_000_000_000,
+            "time never goes back"
+        );
     }
 
     #[test]
