@@ -18,15 +18,36 @@ sources_digest = (cd policies && find $(1) sdk Cargo.toml Cargo.lock ../wit -typ
 	  -not -path '*/target/*' -not -path '*/fixtures/*' -not -name '*.md' \
 	  | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
 
-.PHONY: test toolchain test-tools browser policies check-policies test-policies test-host
+# Python and JavaScript/TypeScript policies: pinned toolchains, installed
+# project-locally (never system-wide) by `make toolchain`.
+COMPONENTIZE_PY := 0.25.1
+COMPONENTIZE_JS := 0.23.0
+JCO := 1.35.0
+TYPESCRIPT := 5.9.3
+TOOLCHAIN := .toolchain
+VENV := $(TOOLCHAIN)/venv
+JS_MODULES := $(TOOLCHAIN)/js/node_modules
+POLYGLOT := target/polyglot
+# Python/JS policies built from source by `make polyglot`: the examples, and
+# the hostile ones the sandbox tests upload (directory:component name).
+POLYGLOT_POLICIES := sprt-canary:sprt-canary change-approval:change-approval \
+	adversarial/hostile-py:hostile-py adversarial/hostile-js:hostile-js
 
-## Everything CI checks: toolchain, rebuilt policies against their fixtures,
-## the policies' native unit tests, then the host and end-to-end tests.
-test: toolchain test-tools check-policies test-policies test-host
+.PHONY: test toolchain toolchain-wasm toolchain-polyglot test-tools browser policies check-policies \
+	test-policies polyglot test-polyglot test-host
 
-## Install a wasm32 toolchain if none is present (Debian fallback of
-## toolchain.md; rustup users: `rustup target add wasm32-unknown-unknown`).
-toolchain:
+## Everything CI checks: toolchains, rebuilt policies against their fixtures,
+## the policies' native unit tests (Rust, Python, TypeScript), then the host
+## and end-to-end tests (which upload the Python/JS components built once by
+## `polyglot`).
+test: toolchain test-tools check-policies test-policies polyglot test-polyglot test-host
+
+## Both guest toolchains: wasm32 Rust, and componentize-py/componentize-js.
+toolchain: toolchain-wasm toolchain-polyglot
+
+## Install a wasm32 toolchain if none is present (Debian's rustc-web with
+## build-std; rustup users: `rustup target add wasm32-unknown-unknown`).
+toolchain-wasm:
 	@if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then \
 	  echo "toolchain: rustup wasm32-unknown-unknown"; \
 	elif [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ] && ls /usr/bin/wasm-ld* >/dev/null 2>&1; then \
@@ -37,6 +58,41 @@ toolchain:
 	    rustc-web cargo-web rust-web-src lld-22 >/dev/null; \
 	else \
 	  echo "no wasm toolchain: run 'rustup target add wasm32-unknown-unknown'" >&2; exit 1; \
+	fi
+
+## componentize-py (pip, into $(VENV)) and componentize-js, jco and
+## TypeScript (npm, into $(TOOLCHAIN)/js), at the pinned versions; Debian's
+## python3-venv, nodejs and npm first when missing (as root).
+toolchain-polyglot:
+	@missing=""; \
+	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "toolchain: installing Debian$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing$$missing: 'sudo apt-get install$$missing'" >&2; exit 1; \
+	  fi; \
+	fi
+	@if [ "$$($(VENV)/bin/componentize-py --version 2>/dev/null)" = "componentize-py $(COMPONENTIZE_PY)" ] \
+	    && [ -x $(VENV)/bin/pytest ]; then \
+	  echo "toolchain: componentize-py $(COMPONENTIZE_PY) in $(VENV)"; \
+	else \
+	  echo "toolchain: installing componentize-py $(COMPONENTIZE_PY) and pytest into $(VENV)"; \
+	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q componentize-py==$(COMPONENTIZE_PY) pytest; \
+	fi
+	@want="$(COMPONENTIZE_JS) $(JCO) $(TYPESCRIPT)"; \
+	have="$$(node -p 'const v = (p) => { try { return require("./$(JS_MODULES)/" + p + "/package.json").version } catch { return "-" } }; \
+	  [v("@bytecodealliance/componentize-js"), v("@bytecodealliance/jco"), v("typescript")].join(" ")')"; \
+	if [ "$$have" = "$$want" ]; then \
+	  echo "toolchain: componentize-js $(COMPONENTIZE_JS), jco $(JCO), typescript $(TYPESCRIPT) in $(TOOLCHAIN)/js"; \
+	else \
+	  echo "toolchain: installing componentize-js $(COMPONENTIZE_JS), jco $(JCO), typescript $(TYPESCRIPT) into $(TOOLCHAIN)/js"; \
+	  mkdir -p $(TOOLCHAIN)/js && echo '{"private": true}' > $(TOOLCHAIN)/js/package.json; \
+	  npm install --prefix $(TOOLCHAIN)/js --no-audit --no-fund --silent \
+	    @bytecodealliance/componentize-js@$(COMPONENTIZE_JS) @bytecodealliance/jco@$(JCO) typescript@$(TYPESCRIPT); \
 	fi
 
 ## Debian's `prometheus` package: the end-to-end tests start a real
@@ -115,9 +171,38 @@ check-policies: toolchain
 	  fi; \
 	done; [ $$stale = 0 ]
 
-## The policies' native unit tests (host target, plain cargo).
-test-policies:
+## The policies' native unit tests: Rust (plain cargo), Python (pytest:
+## the SDK and sprt-canary, whose fixtures run natively too) and TypeScript
+## (node's test runner on tsc's output: the SDK and change-approval).
+test-policies: toolchain-polyglot
 	cd policies && cargo test --quiet
+	cd policies/sdk-python && ../../$(VENV)/bin/pytest -q
+	cd policies/sprt-canary && ../../$(VENV)/bin/pytest -q
+	node policies/sdk-js/scripts/wit-types.mjs $(JS_MODULES) wit policies/sdk-js/generated
+	$(JS_MODULES)/.bin/tsc -p policies/sdk-js
+	node --test policies/sdk-js/dist/test/
+	$(JS_MODULES)/.bin/tsc -p policies/change-approval
+	node --test policies/change-approval/dist/change-approval/test/
+
+## Build the Python and JavaScript policies from source, once each (20–50 s
+## apiece), into $(POLYGLOT)/ for their fixtures and the end-to-end tests.
+polyglot: toolchain-polyglot
+	@for entry in $(POLYGLOT_POLICIES); do \
+	  dir=$${entry%%:*}; name=$${entry##*:}; \
+	  echo "== $$name: building policies/$$dir"; \
+	  start=$$(date +%s); \
+	  VERDICT_TOOLCHAIN=$(TOOLCHAIN) $(VERDICT) policy build policies/$$dir -o $(POLYGLOT)/$$name.wasm >/dev/null; \
+	  echo "   $$(stat -c %s $(POLYGLOT)/$$name.wasm) bytes in $$(( $$(date +%s) - start )) s"; \
+	done
+
+## Every Python/JS policy's fixtures through the real sandbox (the hostile
+## ones: each attempt contained or denied, with its error).
+test-polyglot: polyglot
+	@for entry in $(POLYGLOT_POLICIES); do \
+	  dir=$${entry%%:*}; name=$${entry##*:}; \
+	  echo "== $$name: fixtures"; \
+	  $(VERDICT) policy test $(POLYGLOT)/$$name.wasm policies/$$dir/fixtures; \
+	done
 
 ## Host unit tests and end-to-end tests (real binary, real sockets, real sled).
 test-host:

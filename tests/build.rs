@@ -11,4 +11,12 @@ fn main() {
     if std::env::var_os("VERDICT_SKIP_PROMETHEUS").is_some_and(|v| !v.is_empty()) {
         println!("cargo:rustc-cfg=verdict_skip_prometheus");
     }
+    // Likewise `VERDICT_SKIP_POLYGLOT=1` for the tests that need the Python
+    // and JavaScript components `make polyglot` builds (componentize-py and
+    // componentize-js); CI builds them and runs the tests.
+    println!("cargo:rustc-check-cfg=cfg(verdict_skip_polyglot)");
+    println!("cargo:rerun-if-env-changed=VERDICT_SKIP_POLYGLOT");
+    if std::env::var_os("VERDICT_SKIP_POLYGLOT").is_some_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=verdict_skip_polyglot");
+    }
 }

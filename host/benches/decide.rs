@@ -6,6 +6,10 @@
 //!   `ok` mode: one promote vote, no work).
 //!
 //! - `policy/<name>`: each built-in alone on the same request.
+//! - `sandbox/fresh_instance_call_python`, `…_js`: a fresh instance plus one
+//!   `evaluate` of the Python (`sprt-canary`) and TypeScript
+//!   (`change-approval`) examples, from `target/polyglot/` (`make polyglot`);
+//!   skipped, with a note, when they have not been built.
 //!
 //! Run: `cargo bench -p verdict --bench decide`.
 
@@ -81,6 +85,61 @@ fn benches(c: &mut Criterion) {
     c.bench_function("sandbox/fresh_instance_call", |b| {
         b.iter(|| black_box(engine.evaluate_with(&empty, &[&active], small.clone(), now, false)))
     });
+
+    // Interpreted policies: the examples, on inputs they decide.
+    let polyglot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/polyglot");
+    let cases = [
+        (
+            "python",
+            "sprt-canary",
+            serde_json::json!({
+            "deployment": {"service": "s", "environment": "production"},
+            "metrics": [{"name": "errors", "baseline": [10], "canary": [12]},
+                        {"name": "requests", "baseline": [10000], "canary": [10000]}]}),
+        ),
+        (
+            "js",
+            "change-approval",
+            serde_json::json!({
+            "deployment": {"service": "s", "environment": "production"},
+            "change": {"paths": ["db/migrations/1.sql", "src/a.ts", "main.tf"],
+                       "labels": ["dba-approved"], "ticket": "OPS-1"}}),
+        ),
+    ];
+    for (lang, name, input) in cases {
+        let Ok(bytes) = std::fs::read(polyglot.join(format!("{name}.wasm"))) else {
+            eprintln!("skipping sandbox/fresh_instance_call_{lang}: run `make polyglot` first");
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let compiled = Arc::new(engine.compile(name, &bytes).expect("polyglot policy"));
+        eprintln!(
+            "{name}: {} bytes compiled in {:?}",
+            bytes.len(),
+            started.elapsed()
+        );
+        let binding = Binding {
+            policy: name.into(),
+            selector: Selector::default(),
+            mode: Mode::Enforce,
+            on_error: OnError::Hold,
+            settings: serde_json::json!({}),
+            limits: Default::default(),
+        };
+        let active = ActiveBinding::new(name, binding, compiled);
+        let req: DecisionRequest = serde_json::from_value(input).unwrap();
+        let probe = engine
+            .evaluate_with(&empty, &[&active], req.clone(), now, false)
+            .expect("decides");
+        assert!(probe.policies[0].error.is_none(), "{:?}", probe.policies[0]);
+        eprintln!(
+            "{name}: fuel per evaluation {}, verdict {:?}",
+            probe.policies[0].fuel_used, probe.policies[0].verdict
+        );
+        c.bench_function(&format!("sandbox/fresh_instance_call_{lang}"), |b| {
+            b.iter(|| black_box(engine.evaluate_with(&empty, &[&active], req.clone(), now, false)))
+        });
+    }
 }
 
 criterion_group!(decide, benches);

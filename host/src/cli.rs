@@ -10,6 +10,7 @@
 pub mod build;
 pub mod client;
 pub mod fixtures;
+pub mod polyglot;
 pub mod scaffold;
 pub mod serve;
 
@@ -86,11 +87,16 @@ pub enum PolicyCommand {
     New {
         /// Directory to create; its last component is the policy name.
         dir: PathBuf,
-        /// Path to the `verdict-sdk` crate (default: found from the current directory upwards).
+        /// The policy's language (js: TypeScript, compiled by the build).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// Path to the language's SDK (`policies/sdk`, `policies/sdk-python`
+        /// or `policies/sdk-js`; default: found from the current directory upwards).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
-    /// Build a policy crate into a WebAssembly component; prints its path last.
+    /// Build a policy (Rust crate, Python or JavaScript/TypeScript project)
+    /// into a WebAssembly component; prints its path last.
     Build {
         crate_dir: PathBuf,
         /// Where to write the component.
@@ -163,8 +169,8 @@ fn exit(success: bool) -> ExitCode {
 
 fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PolicyCommand::New { dir, sdk } => {
-            let created = scaffold::new_policy(&dir, sdk.as_deref())?;
+        PolicyCommand::New { dir, lang, sdk } => {
+            let created = scaffold::new_policy_in(lang, &dir, sdk.as_deref())?;
             for f in &created.files {
                 println!("created {}", f.display());
             }

@@ -85,7 +85,9 @@ pub struct Config {
     pub client_certs: Vec<ClientCertConfig>,
     /// Largest decision request body.
     pub max_body_bytes: u64,
-    /// Largest policy component upload.
+    /// Largest policy component upload. The default admits a Python
+    /// (componentize-py, ~18 MB) or JavaScript (componentize-js, ~12 MB)
+    /// policy, which carry their interpreter.
     pub max_policy_bytes: u64,
     /// Any request taking longer is answered 503 (evaluations are bounded by
     /// their own deadlines; this guards everything else).
@@ -120,6 +122,16 @@ pub struct Config {
     /// Wall-clock time one policy compile may take (also its CPU limit);
     /// over it the upload is refused (422).
     pub compile_timeout_ms: u64,
+    /// Extra compile memory per MiB of component past the first: the limit
+    /// for a component of S MiB is `compile_memory_bytes + (S − 1) × this`
+    /// (a Rust policy, under 1 MiB, gets the base limits). Compiling
+    /// an interpreter (Python, JavaScript) needs more than a Rust policy.
+    pub compile_memory_bytes_per_mib: u64,
+    /// Extra compile time per MiB of component past the first, likewise: an 18 MB Python
+    /// policy takes 10–30 s of CPU to compile where a Rust one takes
+    /// milliseconds. Uploads wait for their compile past
+    /// `request_timeout_ms`, up to these limits.
+    pub compile_timeout_ms_per_mib: u64,
     /// Where pulled metrics come from (`[[metric_sources]]`).
     pub metric_sources: Vec<SourceConfig>,
     /// What to pull for which deployments (`[[metric_queries]]`).
@@ -153,7 +165,7 @@ impl Default for Config {
             tls_client_ca: None,
             client_certs: Vec::new(),
             max_body_bytes: 1 << 20,
-            max_policy_bytes: 16 << 20,
+            max_policy_bytes: 32 << 20,
             request_timeout_ms: 30_000,
             body_timeout_ms: 30_000,
             header_read_timeout_ms: 10_000,
@@ -164,6 +176,8 @@ impl Default for Config {
             max_concurrent_evaluations: None,
             compile_memory_bytes: 512 << 20,
             compile_timeout_ms: 20_000,
+            compile_memory_bytes_per_mib: 32 << 20,
+            compile_timeout_ms_per_mib: 4_000,
             metric_sources: Vec::new(),
             metric_queries: Vec::new(),
             max_clock_skew_ms: 60_000,

@@ -367,6 +367,21 @@ impl Limits {
     pub const MAX_TIMEOUT_MS: u64 = 10_000;
 }
 
+impl Limits {
+    /// Defaults for a policy that carries an interpreter (Python,
+    /// JavaScript: a component importing WASI). Its instance starts from a
+    /// pre-initialised memory image of tens of MiB and runs bytecode, so
+    /// the Rust defaults would refuse it before it decides anything.
+    pub fn interpreter() -> Self {
+        Limits {
+            fuel: 20_000_000_000,
+            timeout_ms: 2_000,
+            memory_bytes: 192 << 20,
+            ..Limits::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod combine;
 pub mod sandbox;
 mod slots;
+pub mod wasi;
 mod wit;
 mod worker;
 

@@ -52,6 +52,11 @@ pub struct Ctx {
     pub max_body: u64,
     pub max_policy: u64,
     pub timeout: Duration,
+    /// How long a policy upload may take once its body is in: the request
+    /// timeout plus the longest compile the largest allowed upload may
+    /// take, so a Python or JavaScript policy (tens of seconds to compile)
+    /// is answered with its compile's outcome, not a timeout.
+    pub upload_timeout: Duration,
     /// How long a client may take to send its body (`body_timeout_ms`).
     pub body_timeout: Duration,
 }
@@ -64,6 +69,18 @@ impl Ctx {
             max_body: config.max_body_bytes,
             max_policy: config.max_policy_bytes,
             timeout: Duration::from_millis(config.request_timeout_ms),
+            // An upper bound of any upload's compile limit (the per-MiB
+            // allowance really starts after the first MiB).
+            upload_timeout: Duration::from_millis(
+                config
+                    .request_timeout_ms
+                    .saturating_add(config.compile_timeout_ms)
+                    .saturating_add(
+                        config
+                            .compile_timeout_ms_per_mib
+                            .saturating_mul(config.max_policy_bytes.div_ceil(1 << 20)),
+                    ),
+            ),
             body_timeout: Duration::from_millis(config.body_timeout_ms),
         }
     }

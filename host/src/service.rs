@@ -446,6 +446,12 @@ impl Core {
         if !crate::engine::valid_name(name) {
             return Err(EngineError::InvalidName(name.to_string()).into());
         }
+        tracing::info!(
+            policy = name,
+            bytes = bytes.len(),
+            "compiling uploaded policy (seconds for a Python or JavaScript component; \
+             decisions go on meanwhile)"
+        );
         // Compiled outside the admin lock: it takes long, and other admin
         // writes need not wait for it.
         let compiled = Arc::new(self.engine.compile(name, &bytes)?);

@@ -360,7 +360,7 @@ fn describe_that_loops_is_rejected_at_upload() {
 }
 
 #[test]
-fn component_importing_an_ungranted_interface_is_rejected() {
+fn component_importing_an_interface_of_the_wrong_type_is_rejected() {
     let bytes = wat::parse_str(
         r#"(component
              (import "wasi:sockets/tcp@0.2.0" (instance
@@ -470,5 +470,25 @@ fn many_failures_in_a_row_do_not_exhaust_the_pool() {
         }
     });
     eprintln!("200 failures in {:?}", started.elapsed());
+    assert_host_fine();
+}
+
+#[test]
+fn component_importing_wasi_http_is_refused_at_upload_naming_the_import() {
+    // Refused before it is compiled: the message names the import and why.
+    let bytes = wat::parse_str(
+        r#"(component
+             (import "wasi:io/poll@0.2.0" (instance))
+             (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#,
+    )
+    .unwrap();
+    let err = engine().compile("http", &bytes).unwrap_err();
+    assert!(matches!(err, EngineError::Rejected { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("`wasi:http/outgoing-handler@0.2.0`")
+            && text.contains("outgoing HTTP is not available"),
+        "{text}"
+    );
     assert_host_fine();
 }

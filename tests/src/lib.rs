@@ -329,9 +329,16 @@ pub fn try_call(
     token: Option<&str>,
     content_type: &str,
 ) -> Result<(u16, Value), String> {
+    // A policy upload is answered after its compile: tens of seconds for a
+    // Python or JavaScript component on a busy machine.
+    let timeout = if method == "PUT" && path.starts_with("/v1/policies/") {
+        Duration::from_secs(600)
+    } else {
+        Duration::from_secs(60)
+    };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
+        .timeout_global(Some(timeout))
         .build()
         .into();
     call_via(&agent, base, method, path, body, token, content_type)

@@ -208,22 +208,23 @@ fn oversized_bodies_are_413() {
             "{method} {path}: {msg}"
         );
     }
-    // Policy uploads have their own, larger limit (16 MiB by default): a
-    // 2 MiB upload gets past the body limit to validation (422, not 413) …
-    let (st, body) = put_policy(&s, "big", &vec![0u8; 2 << 20]);
+    // Policy uploads have their own, larger limit (32 MiB by default, room
+    // for a Python policy's ~18 MB): an 18 MiB upload gets past the body
+    // limit to validation (422, not 413) …
+    let (st, body) = put_policy(&s, "big", &vec![0u8; 18 << 20]);
     assert_eq!(
         (st, &body["error"]["code"]),
         (422, &json!("invalid_policy")),
         "{body}"
     );
-    // … and one byte past 16 MiB is refused before it.
+    // … and one byte past 32 MiB is refused before it.
     let msg = assert_error(
-        &put_policy(&s, "big", &vec![0u8; (16 << 20) + 1]),
+        &put_policy(&s, "big", &vec![0u8; (32 << 20) + 1]),
         413,
         "too_large",
     );
     assert!(
-        msg.contains("16777216") && msg.contains("max_policy_bytes"),
+        msg.contains("33554432") && msg.contains("max_policy_bytes"),
         "{msg}"
     );
     still_decides(&s, 1);
@@ -447,14 +448,14 @@ fn chunked_bodies_count_against_the_cap() {
         413,
         "too_large",
     );
-    // The same on a policy upload against `max_policy_bytes` (16 MiB).
+    // The same on a policy upload against `max_policy_bytes` (32 MiB).
     let policy_head = "PUT /v1/policies/chunky HTTP/1.1\r\nContent-Type: application/wasm\r\n\
                        Transfer-Encoding: chunked";
     let msg = assert_error(
         &exchange(
             &s.base,
             policy_head,
-            &chunked(&vec![0u8; (16 << 20) + 1], 1 << 20),
+            &chunked(&vec![0u8; (32 << 20) + 1], 1 << 20),
         ),
         413,
         "too_large",

@@ -92,7 +92,8 @@ fn policy_test_fails_on_a_wrong_expect_or_a_missing_reason() {
     );
     assert!(
         out.contains(
-            "FAIL  d-settings-not-refused.json: expected the settings to be rejected, but they were accepted"
+            // Accepted settings and a vote: neither a refusal nor a failure.
+            "FAIL  d-settings-not-refused.json: expected error, got rollback"
         ),
         "{out}"
     );
@@ -132,7 +133,10 @@ fn policy_new_refuses_bad_names_and_existing_directories() {
     assert!(out.contains("`taken` already exists"), "{out}");
     let (code, out) = verdict(&["policy", "build", "taken"], tmp.path());
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("has no Cargo.toml"), "{out}");
+    assert!(
+        out.contains("`taken` is not a policy project: expected Cargo.toml (Rust), pyproject.toml (Python) or package.json"),
+        "{out}"
+    );
 }
 
 /// The whole author loop with the real guest toolchain (`make test`

@@ -25,6 +25,17 @@ pub enum BuildError {
     NoToolchain,
     #[error("`{0}` has no Cargo.toml: pass the directory of a policy crate")]
     NotACrate(PathBuf),
+    #[error(
+        "`{0}` is not a policy project: expected Cargo.toml (Rust), pyproject.toml (Python) \
+         or package.json (JavaScript/TypeScript)"
+    )]
+    NotAPolicy(PathBuf),
+    #[error("`{tool}` was not found: install it with `{install}`")]
+    MissingTool { tool: String, install: String },
+    #[error("{0} failed (see its output above)")]
+    ToolFailed(String),
+    #[error("cannot find the `{sdk}` directory for `{dir}`: set its path in the project file")]
+    NoSdk { sdk: String, dir: PathBuf },
     #[error("could not run `{cmd}`: {source}")]
     Spawn {
         cmd: String,
@@ -129,9 +140,21 @@ fn find_wasm_ld() -> Option<String> {
     best.map(|(_, n)| n)
 }
 
+/// Build the policy project at `dir`, in the language its project file
+/// names (see `polyglot.rs` for Python and JavaScript); returns the
+/// component's path.
+pub fn build(dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildError> {
+    use super::polyglot::{self, Lang};
+    match polyglot::detect(dir)? {
+        Lang::Rust => build_rust(dir, out),
+        Lang::Python => polyglot::build_python(dir, out),
+        Lang::Js => polyglot::build_js(dir, out),
+    }
+}
+
 /// Build the crate at `crate_dir`; write the component to `out` (default:
 /// beside cargo's core module, as `<name>.component.wasm`). Returns its path.
-pub fn build(crate_dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildError> {
+pub fn build_rust(crate_dir: &Path, out: Option<&Path>) -> Result<PathBuf, BuildError> {
     let manifest = crate_dir.join("Cargo.toml");
     if !manifest.is_file() {
         return Err(BuildError::NotACrate(crate_dir.to_path_buf()));
@@ -229,8 +252,10 @@ mod tests {
     #[test]
     fn a_directory_without_cargo_toml_is_refused_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
-        let err = build(dir.path(), None).unwrap_err();
+        let err = build_rust(dir.path(), None).unwrap_err();
         assert!(err.to_string().contains("has no Cargo.toml"), "{err}");
+        let err = build(dir.path(), None).unwrap_err();
+        assert!(err.to_string().contains("is not a policy project"), "{err}");
     }
 
     #[test]

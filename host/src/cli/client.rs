@@ -37,7 +37,7 @@ pub struct Answer {
 }
 
 impl Server {
-    fn agent(&self) -> anyhow::Result<ureq::Agent> {
+    fn agent(&self, timeout: Duration) -> anyhow::Result<ureq::Agent> {
         let tls = crate::tls::ClientTls {
             ca_file: self.ca_file.clone(),
             system_roots: None,
@@ -45,7 +45,7 @@ impl Server {
         .ureq_config(&self.server)?;
         Ok(ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_global(Some(timeout))
             .tls_config(tls)
             .build()
             .into())
@@ -63,7 +63,14 @@ impl Server {
         body: Option<(&str, Vec<u8>)>,
     ) -> anyhow::Result<Answer> {
         let url = self.url(path);
-        let agent = self.agent()?;
+        // A policy upload is answered once the server has compiled it: tens
+        // of seconds for a Python or JavaScript component.
+        let timeout = if method == "PUT" && path.starts_with("/v1/policies/") {
+            Duration::from_secs(600)
+        } else {
+            Duration::from_secs(60)
+        };
+        let agent = self.agent(timeout)?;
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let result = match (method, body) {
             ("GET", _) => with_auth(agent.get(&url), &auth).call(),
@@ -590,6 +597,12 @@ pub fn replay(server: &Server, id: &str, as_recorded: bool) -> anyhow::Result<bo
 pub fn push(server: &Server, name: &str, component: &std::path::Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(component)
         .with_context(|| format!("cannot read `{}`", component.display()))?;
+    eprintln!(
+        "uploading {} ({:.1} MB); the server validates and compiles it before answering \
+         (a Python or JavaScript policy takes tens of seconds)",
+        component.display(),
+        bytes.len() as f64 / 1e6
+    );
     let v = server.ok(
         "PUT",
         &format!("/v1/policies/{}", encode(name)),

@@ -7,8 +7,9 @@
 //!   "reason_contains": "…" }
 //! ```
 //!
-//! `expect: "error"` means the policy must refuse the settings (or fail);
-//! `reason_contains` must then appear in the error message.
+//! `expect: "error"` means the policy must refuse the settings, or accept
+//! them and then fail the evaluation (return an error, trap, or exceed a
+//! limit); `reason_contains` must then appear in the error message.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -110,19 +111,17 @@ pub fn check(engine: &Engine, policy: &Arc<CompiledPolicy>, f: &Fixture) -> Resu
             .settings
             .clone()
             .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
-        limits: f.limits.unwrap_or_default(),
+        limits: f.limits.unwrap_or_else(|| policy.default_limits()),
     };
     let settings_check = engine
         .runtime()
         .validate_settings(policy, &binding.settings.to_string(), &binding.limits)
         .map_err(|e| format!("host error: {e}"))?;
-    if f.expect == "error" {
-        return match settings_check {
-            Err(msg) => match_reason(f, std::slice::from_ref(&msg)),
-            Ok(()) => Err("expected the settings to be rejected, but they were accepted".into()),
-        };
+    match (settings_check, f.expect == "error") {
+        (Err(msg), true) => return match_reason(f, std::slice::from_ref(&msg)),
+        (Err(msg), false) => return Err(format!("settings rejected: {msg}")),
+        (Ok(()), _) => {}
     }
-    settings_check.map_err(|msg| format!("settings rejected: {msg}"))?;
 
     let active = ActiveBinding::new(&policy.info.name, binding, policy.clone());
     let now: Timestamp = DEFAULT_FIXTURE_TIME.parse().expect("constant timestamp");
@@ -137,6 +136,10 @@ pub fn check(engine: &Engine, policy: &Arc<CompiledPolicy>, f: &Fixture) -> Resu
         .map_err(|e| format!("host error: {e}"))?;
     let result = &eval.policies[0];
     let got = describe_outcome(result);
+    if let (Some(e), "error") = (&result.error, f.expect.as_str()) {
+        return match_reason(f, std::slice::from_ref(&e.message))
+            .map_err(|m| format!("{m}{}", explain(result)));
+    }
     if got != f.expect {
         return Err(format!(
             "expected {}, got {got}{}",

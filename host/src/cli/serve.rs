@@ -154,6 +154,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         exe,
         memory_bytes: config.compile_memory_bytes,
         timeout: Duration::from_millis(config.compile_timeout_ms),
+        memory_bytes_per_mib: config.compile_memory_bytes_per_mib,
+        timeout_per_mib: Duration::from_millis(config.compile_timeout_ms_per_mib),
     });
     let app = match tokio::task::spawn_blocking(move || App::open_with(&c, compiler)).await? {
         Ok(app) => app,

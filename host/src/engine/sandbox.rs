@@ -26,6 +26,7 @@ use wasmtime::{
 use super::cache::ArtifactCache;
 pub use super::slots::Lease;
 use super::slots::Slots;
+use super::wasi::{self, Determinism, Imports, WasiState};
 use super::wit::{self, t, Level, Policy, PolicyPre};
 use super::worker::{self, WorkerLimits};
 use crate::domain::{FailureKind, Limits, PolicyFailure, PolicyInfo, PolicyMeta};
@@ -42,12 +43,15 @@ const MAX_LOG_BYTES: usize = 8 * 1024;
 const MAX_TABLE_ELEMENTS: usize = 20_000;
 
 /// What one component may contain. wit-component makes a Rust policy of one
-/// memory, two tables and three core instances; the rest is room for other
-/// toolchains. A component over these is refused when it is compiled, so at
-/// run time the pool's totals below are always enough for the slots.
-const MEMORIES_PER_COMPONENT: u32 = 2;
-const TABLES_PER_COMPONENT: u32 = 4;
-const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// memory, two tables and three core instances; componentize-py links 14
+/// core instances (libc, libpython, the WASI adapter, shims), and the rest is
+/// room for other toolchains. A component over these is refused when it is
+/// compiled, so at run time the pool's totals below are always enough for
+/// the slots. The counts size fixed pool metadata and address space, not
+/// committed memory.
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 8;
+const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 
 /// Freed memories and tables decommitted together. Measured: batching
 /// decommits nearly halves the cost of dropping an instance.
@@ -63,6 +67,8 @@ pub enum SandboxError {
     TooExpensive(String),
     #[error("component does not implement the `verdict:policy` world: {0}")]
     World(String),
+    #[error(transparent)]
+    Imports(#[from] wasi::ImportError),
     #[error("`describe` failed: {0}")]
     Describe(String),
     #[error("engine set-up failed: {0}")]
@@ -135,12 +141,36 @@ pub enum Compiler {
     Worker(WorkerLimits),
 }
 
-/// Per-store host state: the limiter and the policy's log.
+/// Per-store host state: the limiter, the policy's log and, for a
+/// component that imports WASI, its deny-by-default WASI context.
 pub struct HostState {
     limiter: Limiter,
     log: Vec<String>,
     log_bytes: usize,
     dropped_log_lines: usize,
+    wasi: Option<Box<WasiState>>,
+}
+
+impl HostState {
+    /// The WASI context. Only the WASI linker's functions call this, and
+    /// only components linked with it get a store: `call` gives every such
+    /// store a context, so its absence is a bug in the host, not input.
+    pub(super) fn wasi_mut(&mut self) -> &mut WasiState {
+        self.wasi
+            .as_deref_mut()
+            .expect("a store of a WASI component always has a WASI context")
+    }
+
+    /// Keep a log line within the per-evaluation caps (shared by the `log`
+    /// import and captured stdout/stderr).
+    fn push_log(&mut self, line: String) {
+        if self.log.len() >= MAX_LOG_LINES || self.log_bytes + line.len() > MAX_LOG_BYTES {
+            self.dropped_log_lines += 1;
+            return;
+        }
+        self.log_bytes += line.len();
+        self.log.push(line);
+    }
 }
 
 struct Limiter {
@@ -183,22 +213,21 @@ impl wasmtime::ResourceLimiter for Limiter {
 
 impl wit::verdict::policy::host::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
-        if self.log.len() >= MAX_LOG_LINES || self.log_bytes + message.len() > MAX_LOG_BYTES {
-            self.dropped_log_lines += 1;
-            return;
-        }
-        self.log_bytes += message.len();
-        self.log.push(format!("{}: {message}", wit::level(level)));
+        self.push_log(format!("{}: {message}", wit::level(level)));
     }
 }
 
 impl wit::verdict::policy::types::Host for HostState {}
 
-/// The wasmtime engine, the linker granting the host's imports, and the
+/// The wasmtime engine, the linkers granting the host's imports, and the
 /// epoch ticker that turns timeouts into traps.
 pub struct Runtime {
     engine: Engine,
+    /// `verdict:policy` only: components that import nothing else (Rust).
     linker: Linker<HostState>,
+    /// `verdict:policy` and the deny-by-default WASI 0.2 (see `wasi.rs`):
+    /// components carrying an interpreter (Python, JavaScript).
+    wasi_linker: Linker<HostState>,
     slots: Slots,
     queue_timeout: Duration,
     compiler: Compiler,
@@ -226,6 +255,8 @@ pub struct CompiledPolicy {
     pub digest: String,
     pub info: PolicyInfo,
     pub size: u64,
+    /// Whether instances get a WASI context.
+    pub imports: Imports,
     pre: PolicyPre<HostState>,
 }
 
@@ -239,6 +270,17 @@ impl CompiledPolicy {
             size: self.size,
             info: self.info.clone(),
             uploaded_at,
+        }
+    }
+
+    /// The limits for calls made on no binding's behalf (`describe` at
+    /// upload), and the defaults `verdict policy test` runs fixtures under:
+    /// an interpreter needs more than a Rust policy (see
+    /// [`Limits::interpreter`]).
+    pub fn default_limits(&self) -> Limits {
+        match self.imports {
+            Imports::Policy => Limits::default(),
+            Imports::Wasi => Limits::interpreter(),
         }
     }
 
@@ -335,6 +377,9 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
+        let mut wasi_linker = linker.clone();
+        wasi::add_to_linker(&mut wasi_linker)
+            .map_err(|e| SandboxError::Setup(format!("cannot link WASI: {e:#}")))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
@@ -362,6 +407,7 @@ impl Runtime {
             tag,
             engine,
             linker,
+            wasi_linker,
             slots: Slots::new(slots),
             queue_timeout: options.queue_timeout,
             compiler: options.compiler,
@@ -405,6 +451,12 @@ impl Runtime {
                 "the bytes do not start with the wasm component header".into(),
             ));
         }
+        // Bytes the parser cannot read are refused as what they are: a
+        // component that does not compile.
+        let imports = wasi::check_imports(bytes).map_err(|e| match e {
+            wasi::ImportError::Unreadable(m) => SandboxError::Compile(m),
+            e => SandboxError::Imports(e),
+        })?;
         let digest = digest_of(bytes);
         let tag = self.compatibility_tag();
         let (component, fresh) = match self.cached(&digest, cache) {
@@ -414,8 +466,11 @@ impl Runtime {
                 (component, artifact)
             }
         };
-        let pre = self
-            .linker
+        let linker = match imports {
+            Imports::Policy => &self.linker,
+            Imports::Wasi => &self.wasi_linker,
+        };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| SandboxError::World(world_error(&e)))?;
         let pre = PolicyPre::new(pre).map_err(|e| SandboxError::World(world_error(&e)))?;
@@ -429,13 +484,16 @@ impl Runtime {
                 default_settings: serde_json::Value::Null,
             },
             size: bytes.len() as u64,
+            imports,
             pre,
         };
+        let determinism = Determinism::for_call("describe", "", &policy.digest);
         let run = self.call(
             &mut self.lease(),
             &policy,
-            &Limits::default(),
+            &policy.default_limits(),
             self.default_deadline(),
+            determinism,
             |p, s| p.call_describe(s),
         )?;
         let info = run.result.map_err(|f| SandboxError::Describe(f.message))?;
@@ -520,9 +578,15 @@ impl Runtime {
         limits: &Limits,
     ) -> Result<Result<(), String>, HostError> {
         let deadline = self.default_deadline();
-        let run = self.call(&mut self.lease(), policy, limits, deadline, |p, s| {
-            p.call_validate_settings(s, settings)
-        })?;
+        let determinism = Determinism::for_call("validate-settings", settings, &policy.digest);
+        let run = self.call(
+            &mut self.lease(),
+            policy,
+            limits,
+            deadline,
+            determinism,
+            |p, s| p.call_validate_settings(s, settings),
+        )?;
         Ok(match run.result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(msg),
@@ -552,9 +616,14 @@ impl Runtime {
             fuel_used,
             duration,
             log,
-        } = self.call(lease, policy, limits, deadline, |p, s| {
-            p.call_evaluate(s, input)
-        })?;
+        } = self.call(
+            lease,
+            policy,
+            limits,
+            deadline,
+            Determinism::for_input(input, &policy.digest),
+            |p, s| p.call_evaluate(s, input),
+        )?;
         let result = match result {
             Ok(Ok(outcome)) => check_output(outcome, limits),
             Ok(Err(msg)) => Err(PolicyFailure {
@@ -582,6 +651,7 @@ impl Runtime {
         policy: &CompiledPolicy,
         limits: &Limits,
         deadline: Instant,
+        determinism: Determinism,
         f: impl FnOnce(&Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<Run<R>, HostError> {
         let timeout_ms = limits.timeout_ms.min(Limits::MAX_TIMEOUT_MS);
@@ -605,6 +675,10 @@ impl Runtime {
             log: Vec::new(),
             log_bytes: 0,
             dropped_log_lines: 0,
+            wasi: match policy.imports {
+                Imports::Policy => None,
+                Imports::Wasi => Some(Box::new(WasiState::new(determinism))),
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -649,7 +723,14 @@ impl Runtime {
         }
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let result = result.map_err(|e| classify(&e, store.data(), limits, fuel_used));
-        let state = store.into_data();
+        let mut state = store.into_data();
+        // What the policy printed joins its log after what it logged, under
+        // the same caps.
+        if let Some(w) = state.wasi.take() {
+            for line in w.output() {
+                state.push_log(line);
+            }
+        }
         let mut log = state.log;
         if state.dropped_log_lines > 0 {
             log.push(format!(
@@ -748,6 +829,12 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits, fuel: u64
             ),
         };
     }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return PolicyFailure {
+            kind: FailureKind::Trap,
+            message: format!("exited (status {}) instead of returning a result", exit.0),
+        };
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => PolicyFailure {
             kind: FailureKind::Fuel,
@@ -756,6 +843,15 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &Limits, fuel: u64
         Some(Trap::Interrupt) => PolicyFailure {
             kind: FailureKind::Deadline,
             message: format!("exceeded {} ms deadline", limits.timeout_ms),
+        },
+        // An interpreter (a component importing WASI) aborts this way when
+        // its runtime gives up; the one a policy author hits is
+        // componentize-js's `fetch` without the HTTP interface, so say so.
+        Some(Trap::UnreachableCodeReached) if state.wasi.is_some() => PolicyFailure {
+            kind: FailureKind::Trap,
+            message: "trapped: the policy's interpreter aborted (`unreachable`); in JavaScript, \
+                      `fetch` does this: policies have no network access"
+                .into(),
         },
         Some(trap) => PolicyFailure {
             kind: FailureKind::Trap,
@@ -867,7 +963,8 @@ fn world_error(err: &wasmtime::Error) -> String {
     let text = format!("{err:#}");
     if text.contains("matching implementation was not found") || text.contains("import") {
         format!(
-            "{text} (a policy may import only `verdict:policy/host` and `verdict:policy/types`)"
+            "{text} (a policy may import only `verdict:policy/host`, `verdict:policy/types` \
+             and WASI 0.2 interfaces)"
         )
     } else {
         text

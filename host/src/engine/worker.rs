@@ -37,10 +37,37 @@ pub struct WorkerLimits {
     pub memory_bytes: u64,
     /// Wall-clock time, after which the worker is killed; also its CPU limit.
     pub timeout: Duration,
+    /// Added to `memory_bytes` per MiB of component.
+    pub memory_bytes_per_mib: u64,
+    /// Added to `timeout` per MiB of component.
+    pub timeout_per_mib: Duration,
+}
+
+impl WorkerLimits {
+    /// The limits for compiling a component of `size` bytes. They grow
+    /// with each MiB past the first: a component carrying an interpreter
+    /// is large and takes seconds to compile, while the shape-driven
+    /// blow-ups the limits exist for (a 115 KB component taking 19 s) are
+    /// small components, and stay under the base limits.
+    pub fn for_size(&self, size: usize) -> WorkerLimits {
+        let mib = (size as u64).saturating_sub(1 << 20).div_ceil(1 << 20);
+        WorkerLimits {
+            exe: self.exe.clone(),
+            memory_bytes: self
+                .memory_bytes
+                .saturating_add(self.memory_bytes_per_mib.saturating_mul(mib)),
+            timeout: self
+                .timeout
+                .saturating_add(self.timeout_per_mib.saturating_mul(mib as u32)),
+            memory_bytes_per_mib: 0,
+            timeout_per_mib: Duration::ZERO,
+        }
+    }
 }
 
 /// Compile `bytes` in a worker process; returns the serialized artifact.
 pub fn compile(limits: &WorkerLimits, bytes: &[u8]) -> Result<Vec<u8>, SandboxError> {
+    let limits = &limits.for_size(bytes.len());
     let cpu_seconds = limits.timeout.as_secs() + 1;
     let mut child = Command::new(&limits.exe)
         .arg(SUBCOMMAND)
@@ -102,7 +129,8 @@ pub fn compile(limits: &WorkerLimits, bytes: &[u8]) -> Result<Vec<u8>, SandboxEr
     let message = message.trim();
     let Some(status) = status else {
         return Err(SandboxError::TooExpensive(format!(
-            "took longer than {} ms (the server's `compile_timeout_ms`)",
+            "took longer than {} ms (the server's `compile_timeout_ms` and \
+             `compile_timeout_ms_per_mib` for its size)",
             limits.timeout.as_millis()
         )));
     };
@@ -126,7 +154,8 @@ fn failed(status: ExitStatus, message: &str, limits: &WorkerLimits) -> SandboxEr
     match (status.signal(), status.code()) {
         // SIGXCPU at the CPU limit, SIGKILL a second later if ignored.
         (Some(libc::SIGXCPU | libc::SIGKILL), _) => SandboxError::TooExpensive(format!(
-            "used more than {} s of CPU (the server's `compile_timeout_ms`)",
+            "used more than {} s of CPU (the server's `compile_timeout_ms` and \
+             `compile_timeout_ms_per_mib` for its size)",
             limits.timeout.as_secs() + 1
         )),
         (Some(libc::SIGABRT), _) if message.contains("overflowed its stack") => {
@@ -156,7 +185,8 @@ fn out_of_memory(message: &str) -> bool {
 
 fn too_much_memory(limits: &WorkerLimits) -> SandboxError {
     SandboxError::TooExpensive(format!(
-        "needed more than {} MiB of memory (the server's `compile_memory_bytes`)",
+        "needed more than {} MiB of memory (the server's `compile_memory_bytes` and \
+         `compile_memory_bytes_per_mib` for its size)",
         limits.memory_bytes >> 20
     ))
 }
@@ -226,7 +256,27 @@ mod tests {
             exe: PathBuf::from("/nonexistent/verdict"),
             memory_bytes: 64 << 20,
             timeout: Duration::from_secs(2),
+            memory_bytes_per_mib: 0,
+            timeout_per_mib: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn limits_grow_with_the_component_size() {
+        let base = WorkerLimits {
+            memory_bytes_per_mib: 32 << 20,
+            timeout_per_mib: Duration::from_secs(4),
+            ..limits()
+        };
+        // A small component (every Rust policy) gets the base limits.
+        let small = base.for_size(30_000);
+        assert_eq!(small.memory_bytes, 64 << 20);
+        assert_eq!(small.timeout, Duration::from_secs(2));
+        assert_eq!(base.for_size(1 << 20).timeout, Duration::from_secs(2));
+        // An 18 MB interpreter (17.5 MiB) gets 17 MiB's allowance more.
+        let python = base.for_size(18_373_252);
+        assert_eq!(python.memory_bytes, (64 + 17 * 32) << 20);
+        assert_eq!(python.timeout, Duration::from_secs(2 + 17 * 4));
     }
 
     /// A wait status: killed by `signal`, or exited with `code`.

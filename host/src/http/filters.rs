@@ -227,11 +227,19 @@ async fn timed<F>(ctx: &Ctx, f: F) -> Result<Response, Rejection>
 where
     F: Future<Output = Result<Response, ApiError>>,
 {
-    match tokio::time::timeout(ctx.timeout, f).await {
+    timed_for(ctx.timeout, f).await
+}
+
+/// Run a handler under `timeout`; a timeout is a 503, never a hang.
+async fn timed_for<F>(timeout: Duration, f: F) -> Result<Response, Rejection>
+where
+    F: Future<Output = Result<Response, ApiError>>,
+{
+    match tokio::time::timeout(timeout, f).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err(e.reject()),
         Err(_) => Err(RequestError::Timeout {
-            ms: ctx.timeout.as_millis(),
+            ms: timeout.as_millis(),
         }
         .reject()),
     }
@@ -353,7 +361,11 @@ pub fn put_policy(ctx: &Ctx) -> BoxedFilter<(Response,)> {
         .and(policy_body(ctx))
         .and(with_ctx(ctx))
         .and_then(|p: Params, _: Caller, b: Bytes, ctx: Ctx| async move {
-            timed(&ctx, handlers::put_policy(ctx.app.clone(), p.one(), b)).await
+            timed_for(
+                ctx.upload_timeout,
+                handlers::put_policy(ctx.app.clone(), p.one(), b),
+            )
+            .await
         })
         .boxed()
 }
