@@ -99,6 +99,15 @@ fn verify(s: &Server, checkpoint: Option<&Path>, key: &str) -> (i32, Value) {
     (code, report)
 }
 
+/// `verify --checkpoint` exits 1 with a problem that says `why`.
+#[track_caller]
+fn assert_checkpoint_fails(s: &Server, saved: &Path, key: &str, why: &str) {
+    let (code, report) = verify(s, Some(saved), key);
+    assert_eq!(code, 1, "{report}");
+    let problem = report["checkpoint"]["problem"].as_str().unwrap();
+    assert!(problem.contains(why), "{problem}");
+}
+
 fn open_store(dir: &Path) -> Store {
     Store::open(&dir.join("store")).expect("open the stopped server's store")
 }
@@ -132,10 +141,7 @@ fn checkpoints_are_signed_served_logged_and_verify() {
     );
     // A changed checkpoint does not verify.
     std::fs::write(&saved, note.replacen("\n2\n", "\n1\n", 1)).unwrap();
-    let (code, report) = verify(&s, Some(&saved), &key);
-    assert_eq!(code, 1, "{report}");
-    let problem = report["checkpoint"]["problem"].as_str().unwrap();
-    assert!(problem.contains("does not verify"), "{problem}");
+    assert_checkpoint_fails(&s, &saved, &key, "does not verify");
 }
 
 #[test]
@@ -146,13 +152,7 @@ fn a_cut_tail_passes_verify_but_not_the_checkpoint() {
     let (code, report) = verify(&s, None, &key);
     assert_eq!(code, 0, "without a checkpoint the cut is invisible: {report}");
     assert_eq!(report["checked"], 2);
-    let (code, report) = verify(&s, Some(&saved), &key);
-    assert_eq!(code, 1, "{report}");
-    let problem = report["checkpoint"]["problem"].as_str().unwrap();
-    assert!(
-        problem.contains("has 2 records but the checkpoint covers 3"),
-        "{problem}"
-    );
+    assert_checkpoint_fails(&s, &saved, &key, "has 2 records but the checkpoint covers 3");
 }
 
 #[test]
@@ -173,14 +173,9 @@ fn a_rewrite_with_recomputed_hashes_passes_verify_but_not_the_checkpoint() {
     );
     let (code, report) = verify(&s, None, &key);
     assert_eq!(code, 0, "without a checkpoint the rewrite is invisible: {report}");
-    let (code, report) = verify(&s, Some(&saved), &key);
-    assert_eq!(code, 1, "{report}");
-    let problem = report["checkpoint"]["problem"].as_str().unwrap();
-    assert!(
-        problem.contains("record 3 (dec-000000000003) has hash")
-            && problem.contains(decisions[2]["hash"].as_str().unwrap()),
-        "{problem}"
-    );
+    let kept = decisions[2]["hash"].as_str().unwrap();
+    assert_checkpoint_fails(&s, &saved, &key, "record 3 (dec-000000000003) has hash");
+    assert_checkpoint_fails(&s, &saved, &key, &format!("the checkpoint says `{kept}`"));
 }
 
 #[test]
@@ -198,13 +193,7 @@ fn a_removed_record_with_the_rest_rechained_passes_verify_but_not_the_checkpoint
         s.get_ok("/v1/decisions/dec-000000000002")["verdict"],
         "rollback"
     );
-    let (code, report) = verify(&s, Some(&saved), &key);
-    assert_eq!(code, 1, "{report}");
-    let problem = report["checkpoint"]["problem"].as_str().unwrap();
-    assert!(
-        problem.contains("has 2 records but the checkpoint covers 3"),
-        "{problem}"
-    );
+    assert_checkpoint_fails(&s, &saved, &key, "has 2 records but the checkpoint covers 3");
 }
 
 #[test]
@@ -216,10 +205,7 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     std::fs::remove_file(dir.join("checkpoint.key")).unwrap();
     let s = start(Some(dir));
     let new_key = text(&s, "/v1/audit/key").trim().to_string();
-    let (code, report) = verify(&s, Some(&saved), &new_key);
-    assert_eq!(code, 1, "{report}");
-    let problem = report["checkpoint"]["problem"].as_str().unwrap();
-    assert!(problem.contains("no signature by key"), "{problem}");
+    assert_checkpoint_fails(&s, &saved, &new_key, "no signature by key");
 }
 
 #[test]
