@@ -76,13 +76,21 @@ impl Checkpoint {
     fn body(&self) -> Result<String, CheckpointError> {
         let raw = hex::decode(&self.hash)
             .map_err(|e| CheckpointError::Malformed(format!("hash `{}`: {e}", self.hash)))?;
-        Ok(format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(raw)))
+        Ok(format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(raw)
+        ))
     }
 
     fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         let bad = |m: &str| CheckpointError::Malformed(m.to_string());
         let mut lines = body.lines();
-        let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| bad("no origin line"))?;
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| bad("no origin line"))?;
         let size = lines
             .next()
             .and_then(|s| s.parse::<u64>().ok())
@@ -208,7 +216,11 @@ impl CheckpointSigner {
         let signature = self.key.sign(body.as_bytes());
         let mut sig = key_id(&self.name, &self.key.verifying_key()).to_vec();
         sig.extend_from_slice(&signature.to_bytes());
-        Ok(format!("{body}\n{SIG_PREFIX}{} {}\n", self.name, B64.encode(sig)))
+        Ok(format!(
+            "{body}\n{SIG_PREFIX}{} {}\n",
+            self.name,
+            B64.encode(sig)
+        ))
     }
 }
 
@@ -268,13 +280,15 @@ impl CheckpointVerifier {
             let (name, sig) = rest
                 .split_once(' ')
                 .ok_or_else(|| bad("a signature line is `— name signature`"))?;
-            let sig = B64.decode(sig).map_err(|_| bad("a signature is not base64"))?;
+            let sig = B64
+                .decode(sig)
+                .map_err(|_| bad("a signature is not base64"))?;
             signers.push(name.to_string());
             if name != self.name || sig.len() != 4 + 64 || sig[..4] != self.id {
                 continue;
             }
-            let signature = ed25519_dalek::Signature::from_slice(&sig[4..])
-                .map_err(|e| bad(&e.to_string()))?;
+            let signature =
+                ed25519_dalek::Signature::from_slice(&sig[4..]).map_err(|e| bad(&e.to_string()))?;
             self.key
                 .verify(body.as_bytes(), &signature)
                 .map_err(|_| CheckpointError::BadSignature(self.name.clone()))?;
@@ -325,7 +339,10 @@ mod tests {
         assert_eq!(lines[0], "verdict.test/prod");
         assert_eq!(lines[1], "42");
         assert_eq!(lines[3], "");
-        assert!(lines[4].starts_with("\u{2014} verdict.test/prod "), "{note}");
+        assert!(
+            lines[4].starts_with("\u{2014} verdict.test/prod "),
+            "{note}"
+        );
         let v: CheckpointVerifier = s.verifier_key().parse().unwrap();
         assert_eq!(
             v.verify(&note).unwrap(),

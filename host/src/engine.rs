@@ -490,7 +490,8 @@ impl Engine {
         deadline: Instant,
     ) -> Result<Evaluation, HostError> {
         let never = AtomicBool::new(false);
-        let evaluation = self.evaluate_unless(set, bindings, req, now, freezes, deadline, &never)?;
+        let evaluation =
+            self.evaluate_unless(set, bindings, req, now, freezes, deadline, &never)?;
         Ok(evaluation.expect("an evaluation that cannot be cancelled completes"))
     }
 

@@ -15,9 +15,9 @@ use crate::builtin;
 use crate::checkpoint::CheckpointSigner;
 use crate::config::Config;
 use crate::domain::{
-    check_scope_name, shown, Binding, EARLIEST_TIME, LATEST_TIME, MAX_METRICS,
-    MAX_SAMPLES_PER_SERIES, Decision, DecisionRequest, Evaluation, Freeze, InvalidName,
-    PolicyMeta, PolicyResult, Selector, Verdict,
+    check_scope_name, shown, Binding, Decision, DecisionRequest, Evaluation, Freeze, InvalidName,
+    PolicyMeta, PolicyResult, Selector, Verdict, EARLIEST_TIME, LATEST_TIME, MAX_METRICS,
+    MAX_SAMPLES_PER_SERIES,
 };
 use crate::engine::{
     default_concurrency, digest_of, ActiveBinding, ArtifactCache, CacheKey, Compiler, Engine,
@@ -661,19 +661,29 @@ impl App {
         result
     }
 
-    async fn decide_untraced(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
+    async fn decide_untraced(
+        &self,
+        req: DecisionRequest,
+    ) -> Result<(Decision, bool), ServiceError> {
         // The request as the caller sent it, before the server fills anything in.
         let fingerprint = req.idempotency_key.as_ref().map(|_| req.fingerprint());
         let fp = fingerprint.clone();
         let eval = match self
-            .on_core("evaluation", move |core| core.evaluate_live(req, fp.as_ref()))
+            .on_core("evaluation", move |core| {
+                core.evaluate_live(req, fp.as_ref())
+            })
             .await?
         {
             Ok(eval) => eval,
             Err(existing) => return Ok((existing, false)),
         };
         // The writer thread commits (group commit); nothing blocks here.
-        match self.core.store.append_fingerprinted(eval, fingerprint).await? {
+        match self
+            .core
+            .store
+            .append_fingerprinted(eval, fingerprint)
+            .await?
+        {
             Appended::New(d) => Ok((d, true)),
             Appended::Existing(d) => Ok((d, false)),
         }
@@ -711,7 +721,8 @@ impl App {
 
     /// Walk the whole hash chain.
     pub async fn verify(&self) -> Result<VerifyReport, ServiceError> {
-        self.on_core("verify", |core| Ok(core.store.verify()?)).await
+        self.on_core("verify", |core| Ok(core.store.verify()?))
+            .await
     }
 
     /// Re-run a stored decision's exact input; nothing is stored.

@@ -365,7 +365,12 @@ impl Store {
     /// checkpoints that prove anything are the ones kept outside.
     pub fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
         self.refuse_if_failed()?;
-        self.guard(self.inner.audit.insert(keys::CHECKPOINT, note.as_bytes()).map(|_| ()))?;
+        self.guard(
+            self.inner
+                .audit
+                .insert(keys::CHECKPOINT, note.as_bytes())
+                .map(|_| ()),
+        )?;
         self.flush()
     }
 

@@ -349,7 +349,15 @@ fn a_cancelled_evaluation_stops_before_the_next_policy() {
     let flag = AtomicBool::new(false);
     let deadline = engine.runtime().default_deadline();
     let done = engine
-        .evaluate_unless(&set, &refs, req.clone(), now(), Freezes::Ignore, deadline, &flag)
+        .evaluate_unless(
+            &set,
+            &refs,
+            req.clone(),
+            now(),
+            Freezes::Ignore,
+            deadline,
+            &flag,
+        )
         .expect("no host failure")
         .expect("not cancelled");
     assert_eq!(done.policies.len(), 3);

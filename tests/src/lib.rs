@@ -263,7 +263,35 @@ impl Server {
     }
 }
 
+/// A component committed under `policies/dist/` (`thresholds`,
+/// `test/misbehave`, …): what the binary embeds, or a test policy built
+/// beside them by `make policies`.
+pub fn dist_wasm(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../policies/dist/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read `{path}`: {e}"))
+}
+
+/// The adversarial test policy (`policies/adversarial/misbehave`), whose
+/// binding settings choose what it does (vote, loop, trap, …).
+pub fn misbehave_wasm() -> Vec<u8> {
+    dist_wasm("test/misbehave")
+}
+
 impl Server {
+    /// Upload component `bytes` as policy `name`; returns status and body.
+    pub fn put_policy(&self, name: &str, bytes: &[u8]) -> (u16, Value) {
+        self.call_with(
+            "PUT",
+            &format!("/v1/policies/{name}"),
+            Some(bytes),
+            None,
+            "application/wasm",
+        )
+    }
+
     /// POST a decision and insist it was stored (201); returns the record.
     #[track_caller]
     pub fn decide(&self, request: &Value) -> Value {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use verdict_e2e::{
-    assert_argo_hold, assert_error, failing_request, healthy_request, raw, Options, Server,
+    assert_argo_hold, assert_error, failing_request, healthy_request, misbehave_wasm, raw, Options,
+    Server,
 };
 
 /// After the abuse: still up, still right, and nothing stored by the abuse
@@ -211,7 +212,7 @@ fn oversized_bodies_are_413() {
     // Policy uploads have their own, larger limit (32 MiB by default, room
     // for a Python policy's ~18 MB): an 18 MiB upload gets past the body
     // limit to validation (422, not 413) …
-    let (st, body) = put_policy(&s, "big", &vec![0u8; 18 << 20]);
+    let (st, body) = s.put_policy("big", &vec![0u8; 18 << 20]);
     assert_eq!(
         (st, &body["error"]["code"]),
         (422, &json!("invalid_policy")),
@@ -219,7 +220,7 @@ fn oversized_bodies_are_413() {
     );
     // … and one byte past 32 MiB is refused before it.
     let msg = assert_error(
-        &put_policy(&s, "big", &vec![0u8; (32 << 20) + 1]),
+        &s.put_policy("big", &vec![0u8; (32 << 20) + 1]),
         413,
         "too_large",
     );
@@ -343,11 +344,11 @@ fn configured_body_limits_hold_to_the_byte_on_every_route() {
     // Policies: `max_policy_bytes`, not `max_body_bytes` (the component is
     // far larger than 4096 bytes); exactly the limit uploads, one byte more
     // is refused before validation.
-    let (st, body) = put_policy(&s, "exact", &wasm);
+    let (st, body) = s.put_policy("exact", &wasm);
     assert_eq!(st, 201, "{body}");
     let mut longer = wasm.clone();
     longer.push(0);
-    let msg = assert_error(&put_policy(&s, "longer", &longer), 413, "too_large");
+    let msg = assert_error(&s.put_policy("longer", &longer), 413, "too_large");
     assert!(
         msg.contains(&wasm.len().to_string()) && msg.contains("max_policy_bytes"),
         "{msg}"
@@ -524,7 +525,7 @@ fn a_stalled_body_is_408_on_every_route_that_reads_one() {
 #[test]
 fn a_decision_past_the_request_timeout_is_503() {
     let s = impatient_server();
-    let (st, body) = put_policy(&s, "misbehave", &misbehave_wasm());
+    let (st, body) = s.put_policy("misbehave", &misbehave_wasm());
     assert_eq!(st, 201, "{body}");
     // A policy that loops, with fuel and a deadline (10 s, the most a
     // binding may have) that outlast the 3 s request timeout.
@@ -684,37 +685,19 @@ fn thresholds_wasm() -> Vec<u8> {
     .unwrap()
 }
 
-fn misbehave_wasm() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../policies/dist/test/misbehave.wasm"
-    ))
-    .unwrap()
-}
-
-fn put_policy(s: &Server, name: &str, bytes: &[u8]) -> (u16, Value) {
-    s.call_with(
-        "PUT",
-        &format!("/v1/policies/{name}"),
-        Some(bytes),
-        None,
-        "application/wasm",
-    )
-}
-
 #[test]
 fn bad_policy_uploads_are_refused_and_never_replace_a_good_one() {
     let s = Server::start();
     let before = s.get_ok("/v1/policies/thresholds");
 
     assert_error(
-        &put_policy(&s, "junk", b"this is not wasm"),
+        &s.put_policy("junk", b"this is not wasm"),
         422,
         "invalid_policy",
     );
-    assert_error(&put_policy(&s, "junk", b""), 422, "invalid_policy");
+    assert_error(&s.put_policy("junk", b""), 422, "invalid_policy");
     let msg = assert_error(
-        &put_policy(&s, "junk", b"\0asm\x01\0\0\0"),
+        &s.put_policy("junk", b"\0asm\x01\0\0\0"),
         422,
         "invalid_policy",
     );
@@ -724,24 +707,24 @@ fn bad_policy_uploads_are_refused_and_never_replace_a_good_one() {
     );
     let wasm = thresholds_wasm();
     assert_error(
-        &put_policy(&s, "junk", &wasm[..wasm.len() / 2]),
+        &s.put_policy("junk", &wasm[..wasm.len() / 2]),
         422,
         "invalid_policy",
     );
     // A valid component header with garbage after it.
     let mut header = wasm[..8].to_vec();
     header.extend_from_slice(&[0xff; 64]);
-    assert_error(&put_policy(&s, "junk", &header), 422, "invalid_policy");
+    assert_error(&s.put_policy("junk", &header), 422, "invalid_policy");
     assert_error(&s.call("GET", "/v1/policies/junk", None), 404, "not_found");
 
     // Garbage under the name of a live policy leaves the live one in place.
     assert_error(
-        &put_policy(&s, "thresholds", b"\0asm\x01\0\0\0"),
+        &s.put_policy("thresholds", b"\0asm\x01\0\0\0"),
         422,
         "invalid_policy",
     );
     assert_error(
-        &put_policy(&s, "thresholds", &wasm[..1000]),
+        &s.put_policy("thresholds", &wasm[..1000]),
         422,
         "invalid_policy",
     );
@@ -834,7 +817,7 @@ fn names_with_path_tricks_are_refused_and_nothing_escapes_the_data_dir() {
 
     // The longest valid name works (boundary).
     let longest = "a".repeat(64);
-    let (st, body) = put_policy(&s, &longest, &wasm);
+    let (st, body) = s.put_policy(&longest, &wasm);
     assert_eq!(st, 201, "{body}");
     assert_eq!(body["name"], longest.as_str());
 

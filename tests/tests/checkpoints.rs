@@ -146,18 +146,38 @@ fn checkpoints_are_signed_served_logged_and_verify() {
 
 #[test]
 fn a_cut_tail_passes_verify_but_not_the_checkpoint() {
-    let Scene { dir, _temps, saved, key, .. } = three_decisions_checkpointed();
+    let Scene {
+        dir,
+        _temps,
+        saved,
+        key,
+        ..
+    } = three_decisions_checkpointed();
     open_store(&dir).truncate_for_tests(2).unwrap();
     let s = start(Some(dir));
     let (code, report) = verify(&s, None, &key);
-    assert_eq!(code, 0, "without a checkpoint the cut is invisible: {report}");
+    assert_eq!(
+        code, 0,
+        "without a checkpoint the cut is invisible: {report}"
+    );
     assert_eq!(report["checked"], 2);
-    assert_checkpoint_fails(&s, &saved, &key, "has 2 records but the checkpoint covers 3");
+    assert_checkpoint_fails(
+        &s,
+        &saved,
+        &key,
+        "has 2 records but the checkpoint covers 3",
+    );
 }
 
 #[test]
 fn a_rewrite_with_recomputed_hashes_passes_verify_but_not_the_checkpoint() {
-    let Scene { dir, _temps, saved, key, decisions } = three_decisions_checkpointed();
+    let Scene {
+        dir,
+        _temps,
+        saved,
+        key,
+        decisions,
+    } = three_decisions_checkpointed();
     open_store(&dir)
         .rechain_for_tests(2, |r| {
             r.replace(
@@ -172,7 +192,10 @@ fn a_rewrite_with_recomputed_hashes_passes_verify_but_not_the_checkpoint() {
         "promote"
     );
     let (code, report) = verify(&s, None, &key);
-    assert_eq!(code, 0, "without a checkpoint the rewrite is invisible: {report}");
+    assert_eq!(
+        code, 0,
+        "without a checkpoint the rewrite is invisible: {report}"
+    );
     let kept = decisions[2]["hash"].as_str().unwrap();
     assert_checkpoint_fails(&s, &saved, &key, "record 3 (dec-000000000003) has hash");
     assert_checkpoint_fails(&s, &saved, &key, &format!("the checkpoint says `{kept}`"));
@@ -180,25 +203,41 @@ fn a_rewrite_with_recomputed_hashes_passes_verify_but_not_the_checkpoint() {
 
 #[test]
 fn a_removed_record_with_the_rest_rechained_passes_verify_but_not_the_checkpoint() {
-    let Scene { dir, _temps, saved, key, .. } = three_decisions_checkpointed();
+    let Scene {
+        dir,
+        _temps,
+        saved,
+        key,
+        ..
+    } = three_decisions_checkpointed();
     let s = {
         open_store(&dir).remove_and_rechain_for_tests(2).unwrap();
         start(Some(dir))
     };
     // The rollback is gone; what was record 3 is now record 2.
     let (code, report) = verify(&s, None, &key);
-    assert_eq!(code, 0, "without a checkpoint the removal is invisible: {report}");
+    assert_eq!(
+        code, 0,
+        "without a checkpoint the removal is invisible: {report}"
+    );
     assert_eq!(report["checked"], 2);
     assert_ne!(
         s.get_ok("/v1/decisions/dec-000000000002")["verdict"],
         "rollback"
     );
-    assert_checkpoint_fails(&s, &saved, &key, "has 2 records but the checkpoint covers 3");
+    assert_checkpoint_fails(
+        &s,
+        &saved,
+        &key,
+        "has 2 records but the checkpoint covers 3",
+    );
 }
 
 #[test]
 fn a_checkpoint_signed_by_another_key_is_refused() {
-    let Scene { dir, _temps, saved, .. } = three_decisions_checkpointed();
+    let Scene {
+        dir, _temps, saved, ..
+    } = three_decisions_checkpointed();
     // The attacker also replaced the signing key and re-signed: the key
     // the verifier kept does not accept the server's new key, and the
     // kept checkpoint no longer matches the server's key either.
@@ -264,5 +303,8 @@ fn an_export_carries_its_checkpoint_and_verifies_offline() {
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["ok"], true, "{report}");
     let problem = report["checkpoint"]["problem"].as_str().unwrap();
-    assert!(problem.contains("has 2 records but the checkpoint covers 3"), "{problem}");
+    assert!(
+        problem.contains("has 2 records but the checkpoint covers 3"),
+        "{problem}"
+    );
 }

@@ -105,7 +105,10 @@ fn the_console_in_a_real_browser() {
     for d in ["dec-000000000001", "dec-000000000002", id] {
         assert!(list.contains(d), "{d} missing from the list:\n{list}");
     }
-    assert!(list.contains("data-local=\"1\""), "the script did not run:\n{list}");
+    assert!(
+        list.contains("data-local=\"1\""),
+        "the script did not run:\n{list}"
+    );
     assert_self_contained(&list);
     let filtered = dom(&format!("{}/ui/?environment=staging", s.base));
     assert!(filtered.contains("dec-000000000002"), "{filtered}");

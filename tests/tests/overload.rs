@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use verdict_e2e::{assert_error, call, healthy_request, Options, Server};
+use verdict_e2e::{assert_error, call, healthy_request, misbehave_wasm, Options, Server};
 
 const BUILTINS: [&str; 5] = [
     "canary-judge",
@@ -23,24 +23,10 @@ const BUILTINS: [&str; 5] = [
     "thresholds",
 ];
 
-fn misbehave_wasm() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../policies/dist/test/misbehave.wasm"
-    ))
-    .unwrap()
-}
-
 /// Upload `misbehave` and bind it in `mode` "loop" to `service`, looping
 /// until its `timeout_ms` deadline (fuel high enough never to run out first).
 fn bind_loop(s: &Server, binding: &str, service: &str, mode: &str, timeout_ms: u64) {
-    let (st, body) = s.call_with(
-        "PUT",
-        "/v1/policies/misbehave",
-        Some(&misbehave_wasm()),
-        None,
-        "application/wasm",
-    );
+    let (st, body) = s.put_policy("misbehave", &misbehave_wasm());
     assert_eq!(st, 201, "upload misbehave: {body}");
     let (st, body) = s.json(
         "PUT",

@@ -4,7 +4,9 @@
 //! accepted components reach the artifact cache.
 
 use serde_json::{json, Value};
-use verdict_e2e::{assert_error, failing_request, policy_result, Options, Server};
+use verdict_e2e::{
+    assert_error, dist_wasm, failing_request, misbehave_wasm, policy_result, Options, Server,
+};
 
 fn digest_of(s: &Server, policy: &str) -> String {
     s.get_ok(&format!("/v1/policies/{policy}"))["digest"]
@@ -179,24 +181,6 @@ fn swapped_cache_artifacts_are_never_loaded_as_the_other_policy() {
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 }
 
-fn test_wasm(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/../policies/dist/test/{name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn put_policy(s: &Server, name: &str, bytes: &[u8]) -> (u16, Value) {
-    s.call_with(
-        "PUT",
-        &format!("/v1/policies/{name}"),
-        Some(bytes),
-        None,
-        "application/wasm",
-    )
-}
-
 fn cached_files(s: &Server) -> Vec<String> {
     std::fs::read_dir(s.data_dir.join("cache"))
         .map(|d| {
@@ -211,7 +195,7 @@ fn a_compile_over_its_limits_is_refused_and_the_server_lives_on() {
     // The defaults accept a normal component (and the built-ins, compiled
     // the same way at first start).
     let s = Server::start();
-    let (st, body) = put_policy(&s, "misbehave", &test_wasm("misbehave"));
+    let (st, body) = s.put_policy("misbehave", &misbehave_wasm());
     assert_eq!(st, 201, "{body}");
     drop(s);
 
@@ -226,7 +210,7 @@ fn a_compile_over_its_limits_is_refused_and_the_server_lives_on() {
             config: Some(format!("builtin_policies = false\n{config}\n")),
             ..Options::default()
         });
-        let answer = put_policy(&s, "misbehave", &test_wasm("misbehave"));
+        let answer = s.put_policy("misbehave", &misbehave_wasm());
         let message = assert_error(&answer, 422, "invalid_policy");
         assert!(
             message.contains("component too expensive to compile") && message.contains(why),
@@ -246,11 +230,11 @@ fn only_accepted_components_are_cached() {
         ..Options::default()
     });
     // Compiles, but its `describe` loops: rejected, so nothing is cached.
-    let answer = put_policy(&s, "loops", &test_wasm("describe-loop"));
+    let answer = s.put_policy("loops", &dist_wasm("test/describe-loop"));
     assert_error(&answer, 422, "invalid_policy");
     assert!(cached_files(&s).is_empty(), "{:?}", cached_files(&s));
     // An accepted one is.
-    let (st, body) = put_policy(&s, "misbehave", &test_wasm("misbehave"));
+    let (st, body) = s.put_policy("misbehave", &misbehave_wasm());
     assert_eq!(st, 201, "{body}");
     let hex = body["digest"]
         .as_str()

@@ -3,28 +3,16 @@
 //! the binding's settings changed. Nothing a replay does is stored.
 
 use serde_json::{json, Value};
-use verdict_e2e::{assert_error, failing_request, healthy_request, policy_result, Server};
+use verdict_e2e::{
+    assert_error, failing_request, healthy_request, misbehave_wasm, policy_result, Server,
+};
 
 const FUTURE: &str = "2099-01-01T00:00:00Z";
-
-fn misbehave_wasm() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../policies/dist/test/misbehave.wasm"
-    ))
-    .unwrap()
-}
 
 /// Upload a component; returns its digest.
 #[track_caller]
 fn put_policy(s: &Server, name: &str, bytes: &[u8]) -> String {
-    let (st, body) = s.call_with(
-        "PUT",
-        &format!("/v1/policies/{name}"),
-        Some(bytes),
-        None,
-        "application/wasm",
-    );
+    let (st, body) = s.put_policy(name, bytes);
     assert_eq!(st, 201, "PUT /v1/policies/{name}: {body}");
     body["digest"].as_str().unwrap().to_string()
 }

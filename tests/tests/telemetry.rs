@@ -617,7 +617,11 @@ fn a_collector_that_never_answers_does_not_slow_a_decision() {
     // Each decision answers in well under the export timeout: one that
     // waited on an export would take all of it.
     let decide_in_time = |i: usize| {
-        let environment = if i.is_multiple_of(2) { "prod" } else { "staging" };
+        let environment = if i.is_multiple_of(2) {
+            "prod"
+        } else {
+            "staging"
+        };
         let body = healthy_request("web", environment).to_string();
         let t = Instant::now();
         let answer = try_call(

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
-use verdict_e2e::{assert_argo_hold, assert_error, healthy_request, Options, Server};
+use verdict_e2e::{
+    assert_argo_hold, assert_error, healthy_request, misbehave_wasm, Options, Server,
+};
 
 /// A metric source nobody listens on (connections are refused at once) and
 /// queries no policy reads: pulls fail fast, with a diagnostic that still
@@ -402,14 +404,6 @@ fn client_names_cannot_bloat_the_metric_labels() {
 
 // ------------------------------------------------------------ finding 7 ----
 
-fn misbehave_wasm() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../policies/dist/test/misbehave.wasm"
-    ))
-    .unwrap()
-}
-
 #[test]
 fn replay_names_a_bounded_set_of_policies_once_each() {
     let s = Server::start();
@@ -461,13 +455,7 @@ fn a_replay_stops_when_its_client_goes_away() {
     let s = Server::start();
     let d = s.decide(&healthy_request("slow-replay", "prod"));
     let id = d["id"].as_str().unwrap().to_string();
-    let (st, body) = s.call_with(
-        "PUT",
-        "/v1/policies/misbehave",
-        Some(&misbehave_wasm()),
-        None,
-        "application/wasm",
-    );
+    let (st, body) = s.put_policy("misbehave", &misbehave_wasm());
     assert_eq!(st, 201, "{body}");
     // Eight shadow policies that each spin to a 1 s deadline: 8 s of work
     // for a replay of the decision (current bindings).

@@ -407,7 +407,9 @@ pub fn audit(server: &Server, cmd: AuditCommand) -> anyhow::Result<bool> {
                     report: &report,
                 };
                 let proof = match chain.check_checkpoint(&path, key.as_deref()) {
-                    Ok(cp) => serde_json::json!({"ok": true, "origin": cp.origin, "size": cp.size, "hash": cp.hash}),
+                    Ok(cp) => {
+                        serde_json::json!({"ok": true, "origin": cp.origin, "size": cp.size, "hash": cp.hash})
+                    }
                     Err(problem) => {
                         ok = false;
                         serde_json::json!({"ok": false, "problem": format!("{problem:#}")})
@@ -472,7 +474,11 @@ fn read_export(path: &std::path::Path) -> anyhow::Result<Vec<Decision>> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).with_context(|| {
-                format!("`{}` line {}: not an exported decision", path.display(), i + 1)
+                format!(
+                    "`{}` line {}: not an exported decision",
+                    path.display(),
+                    i + 1
+                )
             })
         })
         .collect()
@@ -545,7 +551,9 @@ impl Chain<'_> {
         let id = format!("dec-{:012}", cp.size);
         let hash = match self.exported {
             Some(decisions) => decisions[(cp.size - 1) as usize].hash.clone(),
-            None => self.server.ok("GET", &format!("/v1/decisions/{id}"), None)?["hash"]
+            None => self
+                .server
+                .ok("GET", &format!("/v1/decisions/{id}"), None)?["hash"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),

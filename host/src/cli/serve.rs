@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::http::listener::{self, Limits};
 use crate::engine::{Compiler, WorkerLimits};
+use crate::http::listener::{self, Limits};
 use crate::http::{self, Ctx};
 use crate::service::{App, ServiceError};
 use crate::telemetry::{self, LogFormat};
@@ -162,8 +162,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // Not the data dir's fault: say only what to fix in the config.
         Err(e @ ServiceError::Config(_)) => return Err(e.into()),
         Err(e) => {
-            return Err(anyhow::Error::new(e)
-                .context(format!("cannot open data dir `{}`", config.data_dir.display())))
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot open data dir `{}`",
+                config.data_dir.display()
+            )))
         }
     };
     if !config.auth_configured() {

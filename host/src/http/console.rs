@@ -36,7 +36,8 @@ use crate::store::Query;
 
 /// Nothing from elsewhere: scripts, styles and images from this server,
 /// no frames, no forms posting elsewhere.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                        form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLE: &str = include_str!("console/style.css");
@@ -44,15 +45,21 @@ const SCRIPT: &str = include_str!("console/app.js");
 
 /// An HTML answer with the console's security headers.
 fn html_response(status: StatusCode, page: Markup) -> Response {
-    let mut r = warp::reply::with_status(warp::reply::html(page.into_string()), status)
-        .into_response();
+    let mut r =
+        warp::reply::with_status(warp::reply::html(page.into_string()), status).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(CSP),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         header::HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
@@ -337,7 +344,10 @@ fn marks_for(d: &Decision, metric: &crate::domain::Metric) -> Vec<plot::Mark> {
     let slack = (hi - lo).abs() * 0.1;
     let on_scale = |v: f64| v >= lo - slack && v <= hi + slack;
     let mut marks: Vec<plot::Mark> = Vec::new();
-    let reasons = d.policies.iter().flat_map(|p| p.reasons.iter().map(move |r| (p, r)));
+    let reasons = d
+        .policies
+        .iter()
+        .flat_map(|p| p.reasons.iter().map(move |r| (p, r)));
     for (p, r) in reasons {
         if r.metric.as_deref() != Some(metric.name.as_str()) {
             continue;

@@ -62,7 +62,8 @@ fn at(template: &'static str) -> impl Filter<Extract = (Params,), Error = Reject
     warp::path::full()
         .and(warp::ext::optional::<RouteSlot>())
         .and_then(move |path: FullPath, slot: Option<RouteSlot>| async move {
-            let params = match_template(template, path.as_str()).ok_or_else(warp::reject::not_found)?;
+            let params =
+                match_template(template, path.as_str()).ok_or_else(warp::reject::not_found)?;
             if let Some(slot) = slot {
                 slot.set(template);
             }
@@ -98,16 +99,22 @@ struct Limit {
     setting: &'static str,
 }
 
+impl Limit {
+    /// A JSON request body: `max_body_bytes`.
+    fn json(ctx: &Ctx) -> Limit {
+        Limit {
+            bytes: ctx.max_body,
+            setting: "max_body_bytes",
+        }
+    }
+}
+
 const JSON: &str = "application/json";
 const WASM: &str = "application/wasm";
 
 /// A JSON request body of at most `max_body_bytes`.
 fn json_body(ctx: &Ctx) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    let limit = Limit {
-        bytes: ctx.max_body,
-        setting: "max_body_bytes",
-    };
-    media_type(JSON).and(body(limit, ctx.body_timeout))
+    media_type(JSON).and(body(Limit::json(ctx), ctx.body_timeout))
 }
 
 /// A policy component upload of at most `max_policy_bytes`.
@@ -514,19 +521,13 @@ pub fn argo(ctx: &Ctx) -> BoxedFilter<(Response,)> {
                     Err(e) => Err(e.to_string()),
                     // Under the body timeout too: a stalled body must not hold
                     // the connection (nor the rollout step) forever.
-                    Ok(()) => {
-                        let limit = Limit {
-                            bytes: ctx.max_body,
-                            setting: "max_body_bytes",
-                        };
-                        collect_body_within(stream, limit, ctx.body_timeout)
-                            .await
-                            .map_err(|r: Rejection| {
-                                r.find::<ApiError>()
-                                    .map(|e| e.message.clone())
-                                    .unwrap_or_else(|| "cannot read the request body".into())
-                            })
-                    }
+                    Ok(()) => collect_body_within(stream, Limit::json(&ctx), ctx.body_timeout)
+                        .await
+                        .map_err(|r: Rejection| {
+                            r.find::<ApiError>()
+                                .map(|e| e.message.clone())
+                                .unwrap_or_else(|| "cannot read the request body".into())
+                        }),
                 };
                 integrations::argo(ctx.app.clone(), body, ctx.timeout).await
             },
@@ -657,9 +658,15 @@ mod tests {
     fn templates_match_whole_paths_with_non_empty_parameters() {
         let p = |v: &[&str]| Some(Params(v.iter().map(|s| s.to_string()).collect()));
         assert_eq!(match_template("/v1/decisions", "/v1/decisions"), p(&[]));
-        assert_eq!(match_template("/v1/decisions/{id}", "/v1/decisions/abc"), p(&["abc"]));
         assert_eq!(
-            match_template("/v1/integrations/flagger/{gate}", "/v1/integrations/flagger/rollback"),
+            match_template("/v1/decisions/{id}", "/v1/decisions/abc"),
+            p(&["abc"])
+        );
+        assert_eq!(
+            match_template(
+                "/v1/integrations/flagger/{gate}",
+                "/v1/integrations/flagger/rollback"
+            ),
             p(&["rollback"])
         );
         for (template, path) in [

@@ -9,8 +9,8 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use opentelemetry_http::HeaderExtractor;
 use opentelemetry::trace::TraceContextExt;
+use opentelemetry_http::HeaderExtractor;
 use tracing::{field, Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use warp::http::{HeaderMap, Method, Request, Response};

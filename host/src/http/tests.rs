@@ -75,12 +75,8 @@ fn post_json(path: &str, body: &Value) -> warp::test::RequestBuilder {
 }
 
 fn body(r: &Response<bytes::Bytes>) -> Value {
-    serde_json::from_slice(r.body()).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}",
-            String::from_utf8_lossy(r.body())
-        )
-    })
+    serde_json::from_slice(r.body())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(r.body())))
 }
 
 /// `status`, and the JSON error body with `code`.
@@ -90,7 +86,9 @@ fn assert_error(r: &Response<bytes::Bytes>, status: u16, code: &str) {
     assert_eq!(r.status().as_u16(), status, "{v}");
     assert_eq!(v["error"]["code"], code, "{v}");
     assert!(
-        v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{v}"
     );
 }
@@ -181,7 +179,11 @@ async fn unknown_routes_and_methods_answer_json() {
     let r = request("PATCH", "/v1/decisions").reply(&api).await;
     assert_eq!(r.status(), 405);
     assert!(body(&r)["error"]["code"].is_string());
-    for path in ["/v1/decisions/nope", "/v1/policies/nope", "/v1/bindings/nope"] {
+    for path in [
+        "/v1/decisions/nope",
+        "/v1/policies/nope",
+        "/v1/bindings/nope",
+    ] {
         let r = request("GET", path).reply(&api).await;
         assert_error(&r, 404, "not_found");
     }
@@ -278,7 +280,11 @@ async fn each_request_is_labelled_with_its_route_template() {
         ("POST", "/v1/decisions", "/v1/decisions"),
         ("GET", "/v1/decisions", "/v1/decisions"),
         ("GET", "/v1/decisions/abc", "/v1/decisions/{id}"),
-        ("POST", "/v1/decisions/abc/replay", "/v1/decisions/{id}/replay"),
+        (
+            "POST",
+            "/v1/decisions/abc/replay",
+            "/v1/decisions/{id}/replay",
+        ),
         ("POST", "/v1/sources/preview", "/v1/sources/preview"),
         ("GET", "/v1/audit/verify", "/v1/audit/verify"),
         ("GET", "/v1/audit/checkpoint", "/v1/audit/checkpoint"),
@@ -291,14 +297,22 @@ async fn each_request_is_labelled_with_its_route_template() {
         ("GET", "/v1/freezes", "/v1/freezes"),
         ("DELETE", "/v1/freezes/f", "/v1/freezes/{id}"),
         ("POST", "/v1/integrations/argo", "/v1/integrations/argo"),
-        ("POST", "/v1/integrations/flagger/rollback", "/v1/integrations/flagger/{gate}"),
+        (
+            "POST",
+            "/v1/integrations/flagger/rollback",
+            "/v1/integrations/flagger/{gate}",
+        ),
         ("GET", "/healthz", "/healthz"),
         ("GET", "/readyz", "/readyz"),
         ("GET", "/metrics", "/metrics"),
         ("GET", "/ui", "/ui"),
         ("GET", "/ui/", "/ui/"),
         ("GET", "/ui/decisions/dec-1", "/ui/decisions/{id}"),
-        ("GET", "/ui/decisions/dec-1/replay", "/ui/decisions/{id}/replay"),
+        (
+            "GET",
+            "/ui/decisions/dec-1/replay",
+            "/ui/decisions/{id}/replay",
+        ),
         ("GET", "/ui/chain", "/ui/chain"),
         ("GET", "/ui/static/app.js", "/ui/static/{file}"),
         // A wrong method on a known path is still about that route.
@@ -342,21 +356,28 @@ fn assert_self_contained(page: &str) {
 async fn the_console_lists_filters_and_shows_decisions() {
     let api = open_api();
     let mut bad = decision_request("console-svc");
-    bad["metrics"] = json!([{"name": "error_rate", "canary": [0.05, 0.06, 0.05, 0.04, 0.05, 0.06]}]);
+    bad["metrics"] =
+        json!([{"name": "error_rate", "canary": [0.05, 0.06, 0.05, 0.04, 0.05, 0.06]}]);
     let rolled = body(&post_json("/v1/decisions", &bad).reply(&api).await);
     assert_eq!(rolled["verdict"], "rollback", "{rolled}");
     let id = rolled["id"].as_str().unwrap();
 
-    let r = request("GET", "/ui/?service=console-svc&verdict=rollback&environment=")
-        .reply(&api)
-        .await;
+    let r = request(
+        "GET",
+        "/ui/?service=console-svc&verdict=rollback&environment=",
+    )
+    .reply(&api)
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-security-policy"]
         .to_str()
         .unwrap()
         .starts_with("default-src 'none'"));
     let list = html(&r);
-    assert!(list.contains(&format!("href=\"/ui/decisions/{id}\"")), "{list}");
+    assert!(
+        list.contains(&format!("href=\"/ui/decisions/{id}\"")),
+        "{list}"
+    );
     assert!(list.contains("v-rollback"), "{list}");
     assert_self_contained(&list);
     let r = request("GET", "/ui/?service=console-svc&verdict=promote")
@@ -364,35 +385,57 @@ async fn the_console_lists_filters_and_shows_decisions() {
         .await;
     assert!(html(&r).contains("No decisions match."));
     // Paging follows the API's cursors, keeping the filters.
-    post_json("/v1/decisions", &decision_request("console-svc")).reply(&api).await;
-    let first = html(&request("GET", "/ui/?service=console-svc&limit=1").reply(&api).await);
+    post_json("/v1/decisions", &decision_request("console-svc"))
+        .reply(&api)
+        .await;
+    let first = html(
+        &request("GET", "/ui/?service=console-svc&limit=1")
+            .reply(&api)
+            .await,
+    );
     let marker = "rel=\"next\" href=\"";
     let at = first.find(marker).expect("a next link") + marker.len();
     let next = first[at..].split('"').next().unwrap().replace("&amp;", "&");
-    assert!(next.starts_with("/ui/?service=console-svc&limit=1&cursor="), "{next}");
+    assert!(
+        next.starts_with("/ui/?service=console-svc&limit=1&cursor="),
+        "{next}"
+    );
     let second = html(&request("GET", &next).reply(&api).await);
-    assert!(second.contains(&format!("href=\"/ui/decisions/{id}\"")), "{second}");
-    assert!(!first.contains(&format!("href=\"/ui/decisions/{id}\"")), "{first}");
+    assert!(
+        second.contains(&format!("href=\"/ui/decisions/{id}\"")),
+        "{second}"
+    );
+    assert!(
+        !first.contains(&format!("href=\"/ui/decisions/{id}\"")),
+        "{first}"
+    );
 
     let r = request("GET", "/ui/?since=yesterday").reply(&api).await;
     assert_eq!(r.status(), 400);
     assert!(html(&r).contains("RFC 3339"), "{}", html(&r));
 
-    let r = request("GET", &format!("/ui/decisions/{id}")).reply(&api).await;
+    let r = request("GET", &format!("/ui/decisions/{id}"))
+        .reply(&api)
+        .await;
     assert_eq!(r.status(), 200);
     let page = html(&r);
     for p in rolled["policies"].as_array().unwrap() {
         assert!(page.contains(p["binding"].as_str().unwrap()), "{page}");
     }
     assert_eq!(page.matches("<svg").count(), 1, "one plot per metric");
-    assert!(page.contains(r#"class="threshold""#), "the threshold is drawn");
+    assert!(
+        page.contains(r#"class="threshold""#),
+        "the threshold is drawn"
+    );
     assert_self_contained(&page);
 
     let r = request("GET", &format!("/ui/decisions/{id}/replay"))
         .reply(&api)
         .await;
     assert!(html(&r).contains("Identical"), "{}", html(&r));
-    let r = request("GET", "/ui/decisions/dec-999999999999").reply(&api).await;
+    let r = request("GET", "/ui/decisions/dec-999999999999")
+        .reply(&api)
+        .await;
     assert_eq!(r.status(), 404);
     let r = request("GET", "/ui/chain").reply(&api).await;
     let chain = html(&r);

@@ -186,7 +186,10 @@ pub fn verify_exported(
         })?;
         let value = encode_record(&stored, &body);
         let problem = if d.seq != seq {
-            Some(format!("record {seq} is missing: the next exported record is {}", d.seq))
+            Some(format!(
+                "record {seq} is missing: the next exported record is {}",
+                d.seq
+            ))
         } else {
             check_record(seq, &value, &prev).err()
         };

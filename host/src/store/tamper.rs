@@ -146,10 +146,16 @@ impl Store {
                 );
             }
             if old_prev != prev {
-                r.replace(&format!("\"prev_hash\":\"{old_prev}\""), &format!("\"prev_hash\":\"{prev}\""));
+                r.replace(
+                    &format!("\"prev_hash\":\"{old_prev}\""),
+                    &format!("\"prev_hash\":\"{prev}\""),
+                );
             }
             r.rehash(&prev);
-            audit.insert(keys::record(seq), chain::encode_record(&r.hash, r.body.as_bytes()))?;
+            audit.insert(
+                keys::record(seq),
+                chain::encode_record(&r.hash, r.body.as_bytes()),
+            )?;
             prev = r.hash;
         }
         let mut head = chain::read_head(audit)?.unwrap_or_else(chain::Head::genesis);

@@ -69,7 +69,10 @@ pub fn num(x: f64) -> String {
             let frac = &s[dot + 1..];
             let lead = frac.chars().take_while(|c| *c == '0').count();
             let keep = (lead + 4).min(frac.len());
-            s[..dot + 1 + keep].trim_end_matches('0').trim_end_matches('.').to_string()
+            s[..dot + 1 + keep]
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
         }
         None => s.to_string(),
     }
@@ -128,7 +131,11 @@ pub fn plot(metric: &Metric, marks: &[Mark]) -> Option<Markup> {
                 )
             })
         })
-        .chain(marks.iter().map(|m| format!("{} at {}", m.label, num(m.value))))
+        .chain(
+            marks
+                .iter()
+                .map(|m| format!("{} at {}", m.label, num(m.value))),
+        )
         .collect();
     let _ = write!(svg, r#"<desc id="{id}-d">{}</desc>"#, esc(&desc.join("; ")));
     for (i, (label, values)) in rows.iter().enumerate() {
@@ -266,7 +273,9 @@ mod tests {
         assert!(svg.contains("canary: 2 samples"), "{svg}");
 
         let many: Vec<f64> = (0..1000).map(|i| i as f64 / 1000.0).collect();
-        let svg = plot(&metric(many.clone(), many), &[]).unwrap().into_string();
+        let svg = plot(&metric(many.clone(), many), &[])
+            .unwrap()
+            .into_string();
         assert_eq!(svg.matches("<circle").count(), 0);
         assert!(svg.matches("<rect").count() <= 2 * BINS);
         assert!(svg.len() < 16 * 1024, "{} bytes", svg.len());
