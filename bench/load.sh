@@ -7,17 +7,20 @@
 #
 # Builds the release binary, starts it on a free loopback port with a fresh
 # data dir (durable group commit on, the five built-ins bound), runs
-# `wrk -t2 -d10s` (Debian: apt-get install wrk) per client count. Set
-# VERDICT_NICE=10 to run the server at a lower priority, as on a busy node.
+# `wrk -t2 -d10s` (Debian: apt-get install wrk) per client count with the
+# request of the criterion bench (bench/decide.lua). Set VERDICT_NICE=10 to
+# run the server at a lower priority, as on a busy node; VERDICT_BIN to load
+# an already built binary (e.g. another commit's) instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 1; }
-cargo build --release -q -p verdict
+bin=${VERDICT_BIN:-./target/release/verdict}
+[ -n "${VERDICT_BIN:-}" ] || cargo build --release -q -p verdict
 if [ $# -eq 0 ]; then clients=(16 128); else clients=("$@"); fi
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-nice -n "${VERDICT_NICE:-0}" ./target/release/verdict serve \
+nice -n "${VERDICT_NICE:-0}" "$bin" serve \
   --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 200); do

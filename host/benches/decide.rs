@@ -1,17 +1,33 @@
 //! Criterion benchmarks of the engine, in-process (no HTTP, no store):
-//! - `decision/five_builtins`: one full decision with the five built-in
-//!   policies bound to everything (the `verdict serve` default);
+//! - `peer/regorus_rvm_fresh_vm`: the side-by-side peer, regorus (Rego in
+//!   Rust, no sandbox) deciding the same canary rule (`peer/canary.rego`) on
+//!   the same request with a fresh VM per decision; only with
+//!   `--features bench-peer`, so ratios come from one run;
+//! - `policy/<name>`: each built-in alone, a fresh sandbox per evaluation, on
+//!   the same request (2 series × 40 samples, 2 burn rates, a change);
+//! - `decision/five_builtins`: one full decision with the five built-ins
+//!   bound to everything (the `verdict serve` default);
+//! - `decision/five_builtins_no_snapshot`: the same without pre-initialised
+//!   snapshots (each policy's start-up and settings parse paid per
+//!   evaluation, as a server does for a binding's first few evaluations);
+//! - `policy/canary-judge_10x1000`: the canary judge on 10 metrics × 1,000
+//!   samples per side;
 //! - `sandbox/fresh_instance_call`: the bare cost of a fresh instance plus one
 //!   `evaluate` call of a minimal policy (`policies/adversarial/misbehave` in
-//!   `ok` mode: one promote vote, no work).
+//!   `ok` mode: one promote vote, no work);
+//! - `sandbox/fresh_instance_call_python`, `…_js` and
+//!   `decision/python_and_js`: the Python (`sprt-canary`) and TypeScript
+//!   (`change-approval`) examples, alone and in one decision, from
+//!   `target/polyglot/` (`make polyglot`); skipped, with a note, when they
+//!   have not been built.
 //!
-//! - `policy/<name>`: each built-in alone on the same request.
-//! - `sandbox/fresh_instance_call_python`, `…_js`: a fresh instance plus one
-//!   `evaluate` of the Python (`sprt-canary`) and TypeScript
-//!   (`change-approval`) examples, from `target/polyglot/` (`make polyglot`);
-//!   skipped, with a note, when they have not been built.
+//! Every binding is evaluated from its pre-initialised snapshot
+//! (`Engine::prepare_snapshots`), as a server's are once warm. Before the
+//! benches it prints each built-in's fuel per phase (see `print_fuel`):
+//! what the guest spends instantiating, parsing its settings and deciding,
+//! with and without the snapshot.
 //!
-//! Run: `cargo bench -p verdict --bench decide`.
+//! Run: `cargo bench -p verdict --features bench-peer --bench decide`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -26,11 +42,11 @@ const MINIMAL: &[u8] = include_bytes!(concat!(
     "/../policies/dist/test/misbehave.wasm"
 ));
 
-fn request() -> DecisionRequest {
+fn request_json() -> serde_json::Value {
     let baseline: Vec<f64> = (0..40).map(|i| 100.0 + (i % 7) as f64).collect();
     let canary: Vec<f64> = (0..40).map(|i| 101.0 + (i % 5) as f64).collect();
     let errors: Vec<f64> = (0..40).map(|i| 0.001 + 0.0001 * (i % 3) as f64).collect();
-    serde_json::from_value(serde_json::json!({
+    serde_json::json!({
         "deployment": {"service": "checkout", "environment": "production", "version": "v2",
                        "previous_version": "v1", "traffic_percent": 10.0},
         "change": {"files_changed": 4, "lines_added": 120, "lines_removed": 30,
@@ -41,21 +57,140 @@ fn request() -> DecisionRequest {
             {"name": "burn_rate_1h", "value": 0.8}, {"name": "burn_rate_5m", "value": 0.9}
         ],
         "time": "2026-03-03T10:00:00Z"
+    })
+}
+
+fn request() -> DecisionRequest {
+    serde_json::from_value(request_json()).expect("valid request")
+}
+
+/// 10 metrics × 1,000 samples per side: a large canary analysis.
+fn large_request() -> DecisionRequest {
+    let metrics: Vec<serde_json::Value> = (0..10)
+        .map(|m| {
+            let baseline: Vec<f64> = (0..1000)
+                .map(|i| 100.0 + ((i * 7 + m) % 23) as f64)
+                .collect();
+            let canary: Vec<f64> = (0..1000)
+                .map(|i| 100.5 + ((i * 11 + m) % 23) as f64)
+                .collect();
+            serde_json::json!({"name": format!("metric_{m}"), "baseline": baseline, "canary": canary})
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "deployment": {"service": "checkout", "environment": "production", "version": "v2"},
+        "metrics": metrics,
+        "time": "2026-03-03T10:00:00Z"
     }))
     .expect("valid request")
 }
 
+fn binding(policy: &str, settings: serde_json::Value) -> Binding {
+    Binding {
+        policy: policy.into(),
+        selector: Selector::default(),
+        mode: Mode::Enforce,
+        on_error: OnError::Hold,
+        settings,
+        limits: Default::default(),
+    }
+}
+
+/// The peer: regorus's bytecode VM, a fresh VM per decision (program and
+/// input prepared once, as Verdict's compiled component and request are).
+#[cfg(feature = "bench-peer")]
+fn peer(c: &mut Criterion) {
+    use regorus::languages::rego::compiler::Compiler;
+    use regorus::rvm::vm::RegoVM;
+
+    let mut engine = regorus::Engine::new();
+    engine
+        .add_policy(
+            "canary.rego".into(),
+            include_str!("peer/canary.rego").into(),
+        )
+        .expect("rego parses");
+    let entry: regorus::Rc<str> = "data.verdict.canary.decision".into();
+    let compiled = engine.compile_with_entrypoint(&entry).expect("compiles");
+    let program = Compiler::compile_from_policy(&compiled, &[entry.as_ref()]).expect("rvm program");
+    let input = regorus::Value::from_json_str(&request_json().to_string()).expect("input");
+    let decide = || {
+        let mut vm = RegoVM::new();
+        vm.load_program(program.clone());
+        vm.set_input(input.clone());
+        vm.execute().expect("decides")
+    };
+    eprintln!("peer: regorus decides {}", decide());
+    c.bench_function("peer/regorus_rvm_fresh_vm", |b| {
+        b.iter(|| black_box(decide()))
+    });
+}
+
+#[cfg(not(feature = "bench-peer"))]
+fn peer(_: &mut Criterion) {
+    eprintln!("skipping peer/regorus_rvm_fresh_vm: run with `--features bench-peer`");
+}
+
+/// Each built-in's fuel on the bench request, per phase: `describe` and
+/// `validate-settings` with the binding's settings (a fresh instance plus
+/// the settings parse) against `evaluate` (a fresh instance, the settings
+/// parse, lifting the input and the decision itself).
+fn print_fuel(
+    label: &str,
+    engine: &Engine,
+    set: &ActiveSet,
+    req: &DecisionRequest,
+    now: Timestamp,
+) {
+    for b in &verdict::builtin::BUILTINS {
+        let ab = Engine::matching(set, req)
+            .into_iter()
+            .find(|ab| ab.name == b.name)
+            .expect("built-in bound");
+        let settings = ab.binding.settings.to_string();
+        let validate = engine
+            .runtime()
+            .settings_fuel(&ab.policy, &settings, &ab.binding.limits)
+            .expect("validates");
+        let eval = engine
+            .evaluate_with(set, &[ab], req.clone(), now, false)
+            .expect("decides");
+        let p = &eval.policies[0];
+        eprintln!(
+            "fuel {label:<12} {:<14} validate-settings {:>8}  evaluate {:>8}  ({:?}{})",
+            b.name,
+            validate,
+            p.fuel_used,
+            p.verdict,
+            p.abstained
+                .as_deref()
+                .map(|a| format!(", abstained: {a}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
 fn benches(c: &mut Criterion) {
+    peer(c);
+
+    let plain = Engine::new(None).expect("engine");
+    verdict::builtin::install(&plain, Timestamp::now()).expect("built-ins");
     let engine = Engine::new(None).expect("engine");
     verdict::builtin::install(&engine, Timestamp::now()).expect("built-ins");
+    for (binding, prepared) in engine.prepare_snapshots() {
+        match prepared {
+            Ok(true) => {}
+            Ok(false) => eprintln!("{binding}: no `preinit`, evaluated without a snapshot"),
+            Err(e) => panic!("{binding}: snapshot failed: {e}"),
+        }
+    }
     let now = Timestamp::now();
     let req = request();
-    c.bench_function("decision/five_builtins", |b| {
-        b.iter(|| black_box(engine.evaluate(req.clone(), now)))
-    });
+    let set = engine.snapshot();
+    print_fuel("no snapshot", &plain, &plain.snapshot(), &req, now);
+    print_fuel("snapshot", &engine, &set, &req, now);
 
     // Each built-in alone on the same request: where a decision's time goes.
-    let set = engine.snapshot();
     for b in &verdict::builtin::BUILTINS {
         let binding = Engine::matching(&set, &req)
             .into_iter()
@@ -66,17 +201,41 @@ fn benches(c: &mut Criterion) {
                 .iter(|| black_box(engine.evaluate_with(&set, &[binding], req.clone(), now, false)))
         });
     }
+    c.bench_function("decision/five_builtins", |b| {
+        b.iter(|| black_box(engine.evaluate(req.clone(), now)))
+    });
+    c.bench_function("decision/five_builtins_no_snapshot", |b| {
+        b.iter(|| black_box(plain.evaluate(req.clone(), now)))
+    });
+
+    let judge = Engine::matching(&set, &req)
+        .into_iter()
+        .find(|ab| ab.name == "canary-judge")
+        .expect("canary-judge bound");
+    let large = large_request();
+    let probe = engine
+        .evaluate_with(&set, &[judge], large.clone(), now, false)
+        .expect("decides");
+    let p = &probe.policies[0];
+    assert!(p.error.is_none(), "{:?}", p.error);
+    eprintln!(
+        "canary-judge 10x1000: fuel {}, verdict {:?}",
+        p.fuel_used, p.verdict
+    );
+    c.bench_function("policy/canary-judge_10x1000", |b| {
+        b.iter(|| black_box(engine.evaluate_with(&set, &[judge], large.clone(), now, false)))
+    });
 
     let minimal = Arc::new(engine.compile("minimal", MINIMAL).expect("minimal policy"));
-    let binding = Binding {
-        policy: "minimal".into(),
-        selector: Selector::default(),
-        mode: Mode::Enforce,
-        on_error: OnError::Hold,
-        settings: serde_json::json!({"mode": "ok"}),
-        limits: Default::default(),
-    };
-    let active = ActiveBinding::new("minimal", binding, minimal);
+    engine
+        .runtime()
+        .prepare(&minimal, r#"{"mode":"ok"}"#, &Default::default())
+        .expect("minimal policy snapshot");
+    let active = ActiveBinding::new(
+        "minimal",
+        binding("minimal", serde_json::json!({"mode": "ok"})),
+        minimal,
+    );
     let empty = ActiveSet::default();
     let small: DecisionRequest = serde_json::from_value(serde_json::json!({
         "deployment": {"service": "s", "environment": "e"}
@@ -86,28 +245,25 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(engine.evaluate_with(&empty, &[&active], small.clone(), now, false)))
     });
 
-    // Interpreted policies: the examples, on inputs they decide.
-    let polyglot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/polyglot");
-    let cases = [
-        (
-            "python",
-            "sprt-canary",
-            serde_json::json!({
-            "deployment": {"service": "s", "environment": "production"},
-            "metrics": [{"name": "errors", "baseline": [10], "canary": [12]},
-                        {"name": "requests", "baseline": [10000], "canary": [10000]}]}),
-        ),
-        (
-            "js",
-            "change-approval",
-            serde_json::json!({
-            "deployment": {"service": "s", "environment": "production"},
-            "change": {"paths": ["db/migrations/1.sql", "src/a.ts", "main.tf"],
-                       "labels": ["dba-approved"], "ticket": "OPS-1"}}),
-        ),
-    ];
-    for (lang, name, input) in cases {
-        let Ok(bytes) = std::fs::read(polyglot.join(format!("{name}.wasm"))) else {
+    polyglot(c, &engine, now);
+}
+
+/// Interpreted policies: the examples, on inputs they decide, alone and
+/// together in one decision.
+fn polyglot(c: &mut Criterion, engine: &Engine, now: Timestamp) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/polyglot");
+    let empty = ActiveSet::default();
+    let cases = [("python", "sprt-canary"), ("js", "change-approval")];
+    let req: DecisionRequest = serde_json::from_value(serde_json::json!({
+        "deployment": {"service": "s", "environment": "production"},
+        "metrics": [{"name": "errors", "baseline": [10], "canary": [12]},
+                    {"name": "requests", "baseline": [10000], "canary": [10000]}],
+        "change": {"paths": ["db/migrations/1.sql", "src/a.ts", "main.tf"],
+                   "labels": ["dba-approved"], "ticket": "OPS-1"}}))
+    .unwrap();
+    let mut both = Vec::new();
+    for (lang, name) in cases {
+        let Ok(bytes) = std::fs::read(dir.join(format!("{name}.wasm"))) else {
             eprintln!("skipping sandbox/fresh_instance_call_{lang}: run `make polyglot` first");
             continue;
         };
@@ -118,16 +274,7 @@ fn benches(c: &mut Criterion) {
             bytes.len(),
             started.elapsed()
         );
-        let binding = Binding {
-            policy: name.into(),
-            selector: Selector::default(),
-            mode: Mode::Enforce,
-            on_error: OnError::Hold,
-            settings: serde_json::json!({}),
-            limits: Default::default(),
-        };
-        let active = ActiveBinding::new(name, binding, compiled);
-        let req: DecisionRequest = serde_json::from_value(input).unwrap();
+        let active = ActiveBinding::new(name, binding(name, serde_json::json!({})), compiled);
         let probe = engine
             .evaluate_with(&empty, &[&active], req.clone(), now, false)
             .expect("decides");
@@ -138,6 +285,13 @@ fn benches(c: &mut Criterion) {
         );
         c.bench_function(&format!("sandbox/fresh_instance_call_{lang}"), |b| {
             b.iter(|| black_box(engine.evaluate_with(&empty, &[&active], req.clone(), now, false)))
+        });
+        both.push(active);
+    }
+    if both.len() == 2 {
+        let bindings: Vec<&ActiveBinding> = both.iter().collect();
+        c.bench_function("decision/python_and_js", |b| {
+            b.iter(|| black_box(engine.evaluate_with(&empty, &bindings, req.clone(), now, false)))
         });
     }
 }

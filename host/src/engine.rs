@@ -11,6 +11,7 @@ pub mod cache;
 pub mod combine;
 pub mod sandbox;
 mod slots;
+mod snapshot;
 pub mod wasi;
 mod wit;
 mod worker;
@@ -24,8 +25,8 @@ use jiff::Timestamp;
 
 pub use cache::{ArtifactCache, CacheKey};
 pub use sandbox::{
-    default_concurrency, digest_of, CompiledPolicy, Compiler, HostError, Runtime, RuntimeOptions,
-    SandboxError,
+    default_concurrency, digest_of, CompiledPolicy, Compiler, HostError, Runtime, RuntimeCore,
+    RuntimeOptions, SandboxError, SnapshotError,
 };
 pub use worker::{main as compile_worker_main, WorkerLimits, SUBCOMMAND as COMPILE_WORKER};
 
@@ -192,7 +193,8 @@ impl ActiveSet {
 /// The engine: sandbox runtime plus the current active set.
 pub struct Engine {
     runtime: Runtime,
-    cache: Option<ArtifactCache>,
+    /// Shared with the runtime, which caches compiled snapshots in it too.
+    cache: Option<Arc<ArtifactCache>>,
     active: RwLock<Arc<ActiveSet>>,
     /// Serializes writers so two concurrent changes cannot lose one another;
     /// readers never take it.
@@ -218,8 +220,13 @@ impl Engine {
         cache: Option<ArtifactCache>,
         options: RuntimeOptions,
     ) -> Result<Engine, EngineError> {
+        let runtime = Runtime::with_options(options)?;
+        let cache = cache.map(Arc::new);
+        if let Some(cache) = &cache {
+            runtime.cache_snapshots_in(cache.clone());
+        }
         Ok(Engine {
-            runtime: Runtime::with_options(options)?,
+            runtime,
             cache,
             active: RwLock::new(Arc::new(ActiveSet::default())),
             write: Mutex::new(()),
@@ -252,7 +259,7 @@ impl Engine {
     /// Validate and compile a component without registering it.
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<CompiledPolicy, EngineError> {
         self.runtime
-            .load(bytes, self.cache.as_ref())
+            .load(bytes, self.cache.as_deref())
             .map_err(|cause| match cause {
                 // The host failed, not the component: not a rejection.
                 SandboxError::Host(e) => EngineError::Host(e),
@@ -435,6 +442,24 @@ impl Engine {
                 .remove(id)
                 .ok_or_else(|| EngineError::UnknownFreeze(id.to_string()))
         })
+    }
+
+    /// Build, now, the pre-initialised snapshot of every active binding
+    /// whose component supports one (see `engine/snapshot.rs`), so that
+    /// every evaluation from here on starts from a snapshot: for benchmarks
+    /// and tests (a server builds them in the background as bindings are
+    /// used). Each binding's name with whether it got one.
+    pub fn prepare_snapshots(&self) -> Vec<(String, Result<bool, SnapshotError>)> {
+        let set = self.snapshot();
+        set.bindings
+            .values()
+            .map(|b| {
+                let prepared = self
+                    .runtime
+                    .prepare(&b.policy, &b.settings_json, &b.binding.limits);
+                (b.name.clone(), prepared)
+            })
+            .collect()
     }
 
     /// Decide `req` against the current active set. Blocking (runs Wasm):

@@ -200,6 +200,9 @@ impl Core {
                 .unwrap_or_else(default_concurrency),
             queue_timeout: request_timeout,
             compiler,
+            // A server evaluates its bindings over and over: start each
+            // from a pre-initialised snapshot once it is in use.
+            snapshots: true,
         };
         let engine = Arc::new(Engine::with_options(Some(cache), options)?);
         let app = Core {

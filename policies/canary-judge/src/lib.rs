@@ -38,12 +38,12 @@ impl Policy for CanaryJudge {
     }
 
     fn validate_settings(settings: String) -> Result<(), String> {
-        settings::load(&settings).map(|_| ())
+        verdict_sdk::prepared(&settings, settings::load).map(|_| ())
     }
 
     fn evaluate(input: Input) -> Result<Outcome, String> {
-        let settings = settings::load(&input.settings)?;
-        Ok(judge(&input, &settings))
+        let settings = verdict_sdk::prepared(&input.settings, settings::load)?;
+        Ok(judge(&input, settings))
     }
 }
 

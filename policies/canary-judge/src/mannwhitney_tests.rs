@@ -153,6 +153,64 @@ fn kth_difference_matches_brute_force() {
     }
 }
 
+/// The plain bisection over f64 bit patterns that `kth_difference` replaced:
+/// the reference its answers must equal, bit for bit.
+fn kth_by_bisection(xs: &[f64], ys: &[f64], k: u64) -> f64 {
+    let (mut lo, mut hi) = (
+        order_key(xs[0] - ys[ys.len() - 1]),
+        order_key(xs[xs.len() - 1] - ys[0]),
+    );
+    if count_around(xs, ys, from_key(lo)).at_most >= k {
+        return from_key(lo);
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if count_around(xs, ys, from_key(mid)).at_most >= k {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    from_key(hi)
+}
+
+#[test]
+fn kth_difference_matches_bisection_on_large_samples() {
+    let mut seed = 11;
+    for round in 0..6 {
+        let n = 300 + (lcg(&mut seed) * 900.0) as usize;
+        let m = 300 + (lcg(&mut seed) * 900.0) as usize;
+        let q = [1.0, 1000.0, 1e6][round % 3];
+        let mut xs: Vec<f64> = (0..n)
+            .map(|_| ((lcg(&mut seed).powi(3) - 0.2) * 500.0 * q).round() / q)
+            .collect();
+        let mut ys: Vec<f64> = (0..m)
+            .map(|_| ((lcg(&mut seed) - 0.5) * 400.0 * q).round() / q)
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        ys.sort_by(f64::total_cmp);
+        let pairs = (n * m) as u64;
+        for k in [
+            1,
+            2,
+            pairs / 100,
+            pairs / 3,
+            pairs / 2,
+            pairs / 2 + 1,
+            pairs - 7,
+            pairs,
+        ] {
+            let k = k.max(1);
+            let (got, want) = (kth_difference(&xs, &ys, k), kth_by_bisection(&xs, &ys, k));
+            assert_eq!(
+                (got + 0.0).to_bits(),
+                (want + 0.0).to_bits(),
+                "round {round} k={k}"
+            );
+        }
+    }
+}
+
 #[test]
 fn interval_ranks_are_symmetric_and_clamped() {
     assert_eq!(interval_ranks(16, 1.959963984540054, 12f64.sqrt()), (1, 16));

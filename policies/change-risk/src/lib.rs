@@ -31,12 +31,12 @@ impl Policy for ChangeRisk {
     }
 
     fn validate_settings(settings: String) -> Result<(), String> {
-        settings::compile(&settings).map(|_| ())
+        verdict_sdk::prepared(&settings, settings::compile).map(|_| ())
     }
 
     fn evaluate(input: Input) -> Result<Outcome, String> {
-        let compiled = settings::compile(&input.settings)?;
-        Ok(assess(&input, &compiled))
+        let compiled = verdict_sdk::prepared(&input.settings, settings::compile)?;
+        Ok(assess(&input, compiled))
     }
 }
 

@@ -28,13 +28,13 @@ impl Policy for ErrorBudget {
     }
 
     fn validate_settings(settings: String) -> Result<(), String> {
-        Settings::parse(&settings).map(|_| ())
+        verdict_sdk::prepared(&settings, Settings::parse).map(|_| ())
     }
 
     fn evaluate(input: Input) -> Result<Outcome, String> {
         // Err only for bad settings; every input shape gets a vote or an abstention.
-        let settings = Settings::parse(&input.settings)?;
-        Ok(gate::decide(&input, &settings))
+        let settings = verdict_sdk::prepared(&input.settings, Settings::parse)?;
+        Ok(gate::decide(&input, settings))
     }
 }
 

@@ -39,12 +39,12 @@ impl Policy for FreezeWindow {
     }
 
     fn validate_settings(settings: String) -> Result<(), String> {
-        settings::compile(&settings).map(|_| ())
+        verdict_sdk::prepared(&settings, settings::compile).map(|_| ())
     }
 
     fn evaluate(input: Input) -> Result<Outcome, String> {
-        let compiled = settings::compile(&input.settings)?;
-        Ok(decide(&input, &compiled))
+        let compiled = verdict_sdk::prepared(&input.settings, settings::compile)?;
+        Ok(decide(&input, compiled))
     }
 }
 

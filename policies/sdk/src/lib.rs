@@ -29,32 +29,84 @@
 //!   unit-tested with a plain `cargo test`.
 //! - [`stats`]: numeric helpers policies share (mean, quantiles, normal CDF).
 //! - [`output`]: readable numbers and reasons capped within the host's limits.
+//! - [`prepared`]: settings parsed once per binding (pre-initialisation).
 //! - `testing` (native only): runs a policy's `fixtures/*.json` with `cargo test`.
 
 /// The generated binding of `wit/` (a module of its own: wit-bindgen's exported
 /// macro may not live at the crate root beside its own re-export).
+///
+/// The world is `preinit-policy`: the `policy` world plus the `preinit`
+/// export [`export!`] implements for every policy (see [`prepared`]).
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "policy",
+        world: "preinit-policy",
         pub_export_macro: true,
-        export_macro_name: "export",
+        export_macro_name: "__export_bindings",
         default_bindings_module: "verdict_sdk::bindings",
     });
 }
 
 pub mod log;
 pub mod output;
+pub mod prepared;
 pub mod stats;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub use bindings::verdict::policy::types::{Change, Decision, Deployment, Metric, Reason, Verdict};
+pub use bindings::{Info, Input, Outcome};
+pub use prepared::prepared;
 
-/// The trait a policy implements (the WIT world's exports).
-pub use bindings::Guest as Policy;
-pub use bindings::{export, Info, Input, Outcome};
+/// The trait a policy implements: the `policy` world's exports.
+pub trait Policy {
+    fn describe() -> Info;
+    /// Called when a binding is created, so bad settings are rejected up
+    /// front. Also what `preinit` runs: parse the settings through
+    /// [`prepared`] here and in `evaluate`, and evaluations of a
+    /// pre-initialised binding start with them parsed.
+    fn validate_settings(settings: String) -> Result<(), String>;
+    fn evaluate(input: Input) -> Result<Outcome, String>;
+}
+
+/// Export a [`Policy`] as the component's `policy` world, plus `preinit`.
+///
+/// `preinit(settings)` runs the policy's `validate_settings` on the
+/// binding's settings and ignores the answer (the host validated them when
+/// the binding was made): whatever that call leaves in memory (settings
+/// kept by [`prepared`], a warm allocator) is in the snapshot the host takes
+/// of the instance afterwards, which every evaluation of the binding then
+/// starts from.
+#[macro_export]
+macro_rules! export {
+    ($policy:ty) => {
+        const _: () = {
+            struct VerdictExport;
+
+            impl $crate::bindings::Guest for VerdictExport {
+                fn describe() -> $crate::Info {
+                    <$policy as $crate::Policy>::describe()
+                }
+                fn validate_settings(
+                    settings: ::std::string::String,
+                ) -> Result<(), ::std::string::String> {
+                    <$policy as $crate::Policy>::validate_settings(settings)
+                }
+                fn evaluate(
+                    input: $crate::Input,
+                ) -> Result<$crate::Outcome, ::std::string::String> {
+                    <$policy as $crate::Policy>::evaluate(input)
+                }
+                fn preinit(settings: ::std::string::String) {
+                    let _ = <$policy as $crate::Policy>::validate_settings(settings);
+                }
+            }
+
+    $crate::bindings::__export_bindings!(VerdictExport with_types_in $crate::bindings);
+        };
+    };
+}
 
 /// Parse the binding's settings JSON into the policy's settings type.
 ///

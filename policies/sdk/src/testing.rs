@@ -491,13 +491,13 @@ mod tests {
             ]
         );
         let panic = std::panic::catch_unwind(|| run_fixtures::<AlwaysRollback>(&dir)).unwrap_err();
-        let text = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
+        let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(text.starts_with("2 of 3 fixtures in "), "{text}");
-        assert!(text.contains("b-wrong-expect.json") && text.contains("c-wrong-reason.json"), "{text}");
+        assert!(
+            text.contains("b-wrong-expect.json") && text.contains("c-wrong-reason.json"),
+            "{text}"
+        );
     }
 
     #[test]
