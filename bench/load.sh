@@ -27,6 +27,11 @@ for _ in $(seq 200); do
   curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
   sleep 0.1
 done
+# Warm up, then idle a few seconds: the server builds each binding's
+# pre-initialised snapshot in the background once it is in use, and that
+# compile must not land inside the measurement.
+wrk -t1 -c4 -d3s -s bench/decide.lua "http://127.0.0.1:$port/v1/decisions" >/dev/null
+sleep "${VERDICT_WARMUP_IDLE:-5}"
 for c in "${clients[@]}"; do
   echo "== $c clients, 10 s"
   wrk -t2 -c"$c" -d10s --latency -s bench/decide.lua "http://127.0.0.1:$port/v1/decisions" |

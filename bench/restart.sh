@@ -61,6 +61,7 @@ for run in 1 2 3; do
   t0=$(date +%s%N)
   start
   echo "restart $run: ready with $n uploaded policies in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-  curl -sf "$url/v1/policies" | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d.get("policies", d); print("   policies listed:", len(d))'
+  # Ready means every stored policy is loaded: probe the last one uploaded.
+  curl -sf "$url/v1/policies/restart-$((n - 1))" >/dev/null && echo "   restart-$((n - 1)) is loaded"
   stop
 done
