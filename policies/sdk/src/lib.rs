@@ -36,7 +36,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "policy",
         pub_export_macro: true,
         export_macro_name: "export",
