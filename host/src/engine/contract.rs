@@ -17,8 +17,12 @@
 //!   built against an incompatible older contract is rebuilt with the SDK
 //!   this server's binary carries (`verdict policy sdk update`).
 //!
-//! Structural type checking by wasmtime still applies on top: the version
-//! rule turns a mismatch into a message an author can act on.
+//! The compatibility lines are the ones wasmtime's component linker uses
+//! to resolve versioned imports (`…@0.1.0` is satisfied by a host's
+//! `…@0.1.3`; `0.0.x` and pre-releases only by themselves), so an accepted
+//! older component also links. Structural type checking by wasmtime still
+//! applies on top: the version rule turns a mismatch into a message an
+//! author can act on.
 
 use std::fmt;
 
