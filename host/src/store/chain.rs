@@ -298,7 +298,7 @@ pub(super) fn restore_head(tree: &sled::Tree) -> Result<Head, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::eval;
-    use super::super::Store;
+    use super::super::SledStore as Store;
     use super::*;
     use crate::domain::{Decision, Verdict};
 

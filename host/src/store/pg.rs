@@ -1077,3 +1077,61 @@ pub(super) fn from_nanos(n: i64) -> Timestamp {
 /// Idempotency keys first used in the batch being built (not in the table
 /// yet): the fingerprint stored with each, and its decision.
 pub(super) type Fresh = HashMap<String, (Option<Fingerprint>, Decision)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password_and_other_schemes_are_refused() {
+        let t = Target::parse("postgres://verdict:s3cret@db.internal:6543/audit").unwrap();
+        assert_eq!(t.shown, "postgres://verdict@db.internal:6543/audit");
+        assert_eq!((t.user.as_str(), t.dbname.as_str()), ("verdict", "audit"));
+        let t = Target::parse("postgresql://verdict@db").unwrap();
+        assert_eq!(
+            t.shown, "postgres://verdict@db:5432/verdict",
+            "dbname defaults to the user"
+        );
+        for bad in ["mysql://root:s3cret@db/x", "db.internal:5432", ""] {
+            let e = Target::parse(bad).err().unwrap().to_string();
+            assert!(e.contains("must be a `postgres://"), "{bad}: {e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        let e = Target::parse("postgres://u:s3cret@db:notaport/x")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("invalid `store` URL: "), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn nobody_listening_is_an_outage_naming_the_database() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The listener is closed again: nothing answers on `port`.
+        let t = Target::parse(&format!("postgres://u:pw@127.0.0.1:{port}/x")).unwrap();
+        match t.connect() {
+            Err(StoreError::Unavailable(m)) => {
+                assert!(
+                    m.starts_with(&format!("cannot reach `postgres://u@127.0.0.1:{port}/x`")),
+                    "{m}"
+                )
+            }
+            other => panic!("expected an outage, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn nanoseconds_round_trip_and_far_bounds_clamp() {
+        let t: Timestamp = "2026-11-30T22:00:00.123456789Z".parse().unwrap();
+        assert_eq!(from_nanos(nanos(t)), t);
+        let far: Timestamp = "9999-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(nanos(far), i64::MAX);
+        let early: Timestamp = "0001-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(nanos(early), i64::MIN);
+    }
+}

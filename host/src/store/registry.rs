@@ -284,6 +284,7 @@ fn remove(store: &SledStore, tree: &sled::Tree, key: &str) -> Result<bool, Store
 
 #[cfg(test)]
 mod tests {
+    use super::super::Store;
     use super::*;
     use crate::domain::{Limits, Mode, OnError, PolicyInfo, Selector};
     use jiff::Timestamp;

@@ -84,12 +84,22 @@ INSERT INTO verdict_active_set (id, version) VALUES (1, 0);
 pub(super) fn migrate(client: &mut Client, who: &str) -> Result<i32, PgError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS verdict_schema_migrations (
-            version integer PRIMARY KEY,
-            applied_at timestamptz NOT NULL DEFAULT now()
-        )",
-    )?;
+    // Checked first rather than `CREATE … IF NOT EXISTS`, whose notice
+    // would be logged on every start; the lock makes the check race-free.
+    let exists: bool = tx
+        .query_one(
+            "SELECT to_regclass('verdict_schema_migrations') IS NOT NULL",
+            &[],
+        )?
+        .get(0);
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE verdict_schema_migrations (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )?;
+    }
     let current: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) FROM verdict_schema_migrations",
