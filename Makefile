@@ -122,6 +122,20 @@ test-tools: browser
 	  [ -n "$$VERDICT_SKIP_PROMETHEUS" ]; \
 	fi
 
+## Debian's `postgresql`: the replica tests start throw-away PostgreSQL
+## clusters (initdb in a temp dir, a loopback port) from
+## /usr/lib/postgresql/<major>/bin.
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "test tools: postgresql present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "test tools: installing Debian postgresql (the replica tests start throw-away clusters)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends postgresql >/dev/null; \
+	else \
+	  echo "postgresql missing: 'sudo apt-get install postgresql' (or set VERDICT_SKIP_POSTGRES=1 to report the tests that need it as ignored)" >&2; \
+	  [ -n "$$VERDICT_SKIP_POSTGRES" ]; \
+	fi
+
 browser:
 	@if command -v chromium >/dev/null; then \
 	  echo "test tools: chromium present"; \

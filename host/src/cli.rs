@@ -83,10 +83,30 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Manage where decisions are stored.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Internal: compile a component read on stdin under limits and write
     /// the artifact to stdout (`verdict serve` runs this for each upload).
     #[command(name = "compile-worker", hide = true)]
     CompileWorker { memory_bytes: u64, cpu_seconds: u64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy an embedded store (audit trail, policies, bindings, freezes and
+    /// the latest checkpoint) into an empty PostgreSQL database, then verify
+    /// the copy: the same records and the same head hash. Stop the server
+    /// first; nothing is removed from the source.
+    Migrate {
+        /// The data dir of a verdict that ran on the embedded store (or its
+        /// `store` directory).
+        #[arg(long)]
+        from: PathBuf,
+        /// The database: `postgres://user:password@host:port/database`.
+        #[arg(long, env = "VERDICT_STORE", hide_env_values = true)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +202,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(path) = sdk::wit(out.as_deref())? {
                 println!("wrote {}", path.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store(StoreCommand::Migrate { from, to }) => {
+            let done = crate::store::migrate(&from, &to)?;
+            println!(
+                "copied {} decisions, {} policies ({} versions), {} bindings, {} freezes",
+                done.decisions, done.policies, done.policy_versions, done.bindings, done.freezes
+            );
+            println!(
+                "verified: {} records, head {}",
+                done.verify.checked,
+                done.verify.head.as_deref().unwrap_or("(empty chain)")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::CompileWorker {
