@@ -113,7 +113,8 @@ pub struct Config {
     /// then they are cut and the server exits.
     pub shutdown_timeout_ms: u64,
     /// Flush the store before acknowledging a decision. Only turn off to
-    /// measure what durability costs.
+    /// measure what durability costs. (The PostgreSQL store always answers
+    /// after COMMIT; how durable that is, is the database's setting.)
     pub flush: bool,
     /// Policy evaluations that run at once; the rest queue, each for at most
     /// its request's `request_timeout_ms` (then 503 `overloaded`). Default:

@@ -313,8 +313,8 @@ impl Core {
                 });
             }
         }
-        self.store.install_builtins(&items)?;
-        if !items.is_empty() {
+        let installed = self.store.install_builtins(&items)?;
+        if installed && !items.is_empty() {
             tracing::info!(
                 installed = items.len(),
                 "first start: installed the built-in policies, bound to everything"

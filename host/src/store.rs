@@ -375,8 +375,14 @@ impl Store {
         each!(self, s => s.builtins_installed())
     }
 
-    pub fn install_builtins(&self, items: &[BuiltinInstall<'_>]) -> Result<(), StoreError> {
-        each!(self, s => s.install_builtins(items))
+    /// Installs the built-ins and marks them installed, atomically.
+    /// Returns false when another replica sharing the store marked them
+    /// first (nothing was written then).
+    pub fn install_builtins(&self, items: &[BuiltinInstall<'_>]) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.install_builtins(items).map(|()| true),
+            Backend::Postgres(s) => s.install_builtins(items),
+        }
     }
 
     pub fn reclaim_unreferenced(&self) -> Result<Vec<String>, StoreError> {

@@ -503,6 +503,23 @@ fn migrate_copies_a_sled_store_and_the_chain_verifies_with_the_same_head() {
     let policies = s.get_ok("/v1/policies");
     let bindings = s.get_ok("/v1/bindings");
     let freezes = s.get_ok("/v1/freezes");
+    // The audit query answers exactly as on sled: filters, newest first,
+    // time ranges, cursors.
+    let first = s.get_ok("/v1/decisions?limit=4");
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let at = |i: usize| decisions[i]["decided_at"].as_str().unwrap().to_string();
+    let queries = vec![
+        "/v1/decisions".to_string(),
+        "/v1/decisions?limit=4".to_string(),
+        format!("/v1/decisions?limit=4&cursor={cursor}"),
+        "/v1/decisions?verdict=rollback".to_string(),
+        "/v1/decisions?service=web&environment=prod&verdict=promote".to_string(),
+        format!("/v1/decisions?since={}&until={}", at(4), at(9)),
+        format!("/v1/decisions?since={}&service=api&limit=2", at(2)),
+        "/v1/decisions?service=nobody".to_string(),
+    ];
+    let answers: Vec<Value> = queries.iter().map(|q| s.get_ok(q)).collect();
+    let bad_cursor = s.call("GET", "/v1/decisions?cursor=zz", None);
     let page = s.get_ok("/v1/decisions?service=api&limit=3");
     assert!(s.terminate().success());
 
@@ -542,6 +559,10 @@ fn migrate_copies_a_sled_store_and_the_chain_verifies_with_the_same_head() {
         page,
         "same pages"
     );
+    for (q, sled_answer) in queries.iter().zip(&answers) {
+        assert_eq!(&p.get_ok(q), sled_answer, "GET {q}");
+    }
+    assert_eq!(p.call("GET", "/v1/decisions?cursor=zz", None), bad_cursor);
     for d in &decisions {
         assert_eq!(
             &p.get_ok(&format!("/v1/decisions/{}", d["id"].as_str().unwrap())),

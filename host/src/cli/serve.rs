@@ -62,7 +62,9 @@ impl ServeArgs {
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
         }
-        if let Some(url) = &self.store {
+        // An empty `VERDICT_STORE=` means "not set" (the embedded store),
+        // as an unset variable does.
+        if let Some(url) = self.store.as_ref().filter(|u| !u.is_empty()) {
             config.store = Some(url.clone());
         }
         if let Some(k) = &self.checkpoint_key {

@@ -119,6 +119,14 @@ impl Target {
                 "invalid `store` URL: {e}: expected `postgres://user:password@host:port/database`"
             ))
         })?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(StoreError::Setup(
+                "`sslmode=require` is not supported yet: verdict connects without TLS \
+                 (`sslmode=prefer` falls back to a plain connection); reach the database over \
+                 a private network or a local TLS-terminating proxy"
+                    .into(),
+            ));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -684,7 +692,7 @@ impl PgStore {
     /// transaction under an advisory lock: replicas on their first start
     /// together install them once, and a mark already there (another
     /// replica won) leaves everything as that replica installed it.
-    pub fn install_builtins(&self, items: &[BuiltinInstall<'_>]) -> Result<(), StoreError> {
+    pub fn install_builtins(&self, items: &[BuiltinInstall<'_>]) -> Result<bool, StoreError> {
         let mut encoded = Vec::with_capacity(items.len());
         for i in items {
             encoded.push((
@@ -695,7 +703,7 @@ impl PgStore {
         self.change(|tx| {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&BUILTINS_LOCK])?;
             if builtins_marked(tx)? {
-                return Ok(());
+                return Ok(false);
             }
             for (i, (policy, binding)) in items.iter().zip(&encoded) {
                 put_policy_rows(tx, &i.meta, i.bytes, policy)?;
@@ -713,7 +721,7 @@ impl PgStore {
                  ON CONFLICT DO NOTHING",
                 &[],
             )?;
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -1097,6 +1105,11 @@ mod tests {
             assert!(e.contains("must be a `postgres://"), "{bad}: {e}");
             assert!(!e.contains("s3cret"), "{e}");
         }
+        let e = Target::parse("postgres://u:s3cret@db/x?sslmode=require")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("`sslmode=require` is not supported yet"), "{e}");
         let e = Target::parse("postgres://u:s3cret@db:notaport/x")
             .err()
             .unwrap()

@@ -248,4 +248,9 @@ impl Store {
     pub fn truncate_for_tests(&self, keep: u64) -> Result<(), StoreError> {
         self.embedded_for_tests()?.truncate_for_tests(keep)
     }
+
+    #[doc(hidden)]
+    pub fn remove_and_rechain_for_tests(&self, seq: u64) -> Result<(), StoreError> {
+        self.embedded_for_tests()?.remove_and_rechain_for_tests(seq)
+    }
 }
