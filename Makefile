@@ -34,13 +34,13 @@ POLYGLOT_POLICIES := sprt-canary:sprt-canary change-approval:change-approval \
 	adversarial/hostile-py:hostile-py adversarial/hostile-js:hostile-js
 
 .PHONY: test toolchain toolchain-wasm toolchain-polyglot test-tools browser policies check-policies \
-	test-policies polyglot test-polyglot test-host
+	test-policies polyglot test-polyglot test-host package-sdks
 
 ## Everything CI checks: toolchains, rebuilt policies against their fixtures,
 ## the policies' native unit tests (Rust, Python, TypeScript), then the host
 ## and end-to-end tests (which upload the Python/JS components built once by
 ## `polyglot`).
-test: toolchain test-tools check-policies test-policies polyglot test-polyglot test-host
+test: toolchain test-tools check-policies test-policies polyglot test-polyglot package-sdks test-host
 
 ## Both guest toolchains: wasm32 Rust, and componentize-py/componentize-js.
 toolchain: toolchain-wasm toolchain-polyglot
@@ -120,6 +120,20 @@ test-tools: browser
 	else \
 	  echo "prometheus/promtool missing: 'sudo apt-get install prometheus' (or set VERDICT_SKIP_PROMETHEUS=1 to report the tests that need them as ignored)" >&2; \
 	  [ -n "$$VERDICT_SKIP_PROMETHEUS" ]; \
+	fi
+
+## Debian's `postgresql`: the replica tests start throw-away PostgreSQL
+## clusters (initdb in a temp dir, a loopback port) from
+## /usr/lib/postgresql/<major>/bin.
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "test tools: postgresql present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "test tools: installing Debian postgresql (the replica tests start throw-away clusters)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends postgresql >/dev/null; \
+	else \
+	  echo "postgresql missing: 'sudo apt-get install postgresql' (or set VERDICT_SKIP_POSTGRES=1 to report the tests that need it as ignored)" >&2; \
+	  [ -n "$$VERDICT_SKIP_POSTGRES" ]; \
 	fi
 
 browser:
@@ -203,6 +217,25 @@ test-polyglot: polyglot
 	  echo "== $$name: fixtures"; \
 	  $(VERDICT) policy test $(POLYGLOT)/$$name.wasm policies/$$dir/fixtures; \
 	done
+
+## The three SDKs as publishable packages, written by the binary itself
+## (the files `verdict policy new` vendors): `cargo package` (which builds
+## the packaged crate), a wheel with `pip wheel`, a tarball with `npm pack`,
+## collected in $(PACKAGES)/. Each is written to a temporary directory
+## first: cargo refuses to package a crate inside this repository's workspace.
+PACKAGES := target/sdk-packages
+package-sdks: toolchain-polyglot
+	@rm -rf $(PACKAGES) && mkdir -p $(PACKAGES); \
+	work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	for lang in rust python js; do $(VERDICT) policy sdk write --lang $$lang $$work/$$lang >/dev/null; done; \
+	echo "== verdict-sdk (Rust): cargo package"; \
+	(cd $$work/rust && cargo package --quiet --allow-dirty); \
+	cp $$work/rust/target/package/verdict-sdk-*.crate $(PACKAGES)/; \
+	echo "== verdict-sdk (Python): pip wheel"; \
+	$(VENV)/bin/pip wheel --quiet --no-deps -w $(PACKAGES) $$work/python; \
+	echo "== verdict-sdk (JS): npm pack"; \
+	(cd $$work/js && npm pack --quiet --pack-destination $(CURDIR)/$(PACKAGES) >/dev/null); \
+	ls -l $(PACKAGES)
 
 ## Host unit tests and end-to-end tests (real binary, real sockets, real sled).
 test-host:

@@ -19,4 +19,11 @@ fn main() {
     if std::env::var_os("VERDICT_SKIP_POLYGLOT").is_some_and(|v| !v.is_empty()) {
         println!("cargo:rustc-cfg=verdict_skip_polyglot");
     }
+    // And `VERDICT_SKIP_POSTGRES=1` for the replica tests, which start
+    // throw-away clusters from Debian's `postgresql` package.
+    println!("cargo:rustc-check-cfg=cfg(verdict_skip_postgres)");
+    println!("cargo:rerun-if-env-changed=VERDICT_SKIP_POSTGRES");
+    if std::env::var_os("VERDICT_SKIP_POSTGRES").is_some_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=verdict_skip_postgres");
+    }
 }

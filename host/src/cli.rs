@@ -4,6 +4,7 @@
 //! - [`build`]: `verdict policy build` (guest toolchain detection, componentize)
 //! - [`fixtures`]: `verdict policy test` (fixture runner over the real sandbox)
 //! - [`scaffold`]: `verdict policy new`
+//! - [`sdk`]: the WIT and SDKs the binary carries (`verdict wit`, `verdict policy sdk`)
 //! - [`serve`]: `verdict serve`
 //! - [`client`]: commands that talk to a running server (decide, audit, replay, push, list)
 
@@ -12,6 +13,7 @@ pub mod client;
 pub mod fixtures;
 pub mod polyglot;
 pub mod scaffold;
+pub mod sdk;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -75,6 +77,15 @@ pub enum Command {
         #[command(flatten)]
         args: client::DecideArgs,
     },
+    /// Print the WIT contract policies implement (the one this binary
+    /// checks), or write the WIT package (`policy.wit`, `preinit.wit`) into `<out>/`.
+    Wit {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Manage where decisions are stored.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Internal: compile a component read on stdin under limits and write
     /// the artifact to stdout (`verdict serve` runs this for each upload).
     #[command(name = "compile-worker", hide = true)]
@@ -82,19 +93,36 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy an embedded store (audit trail, policies, bindings, freezes and
+    /// the latest checkpoint) into an empty PostgreSQL database, then verify
+    /// the copy: the same records and the same head hash. Stop the server
+    /// first; nothing is removed from the source.
+    Migrate {
+        /// The data dir of a verdict that ran on the embedded store (or its
+        /// `store` directory).
+        #[arg(long)]
+        from: PathBuf,
+        /// The database: `postgres://user:password@host:port/database`.
+        #[arg(long, env = "VERDICT_STORE", hide_env_values = true)]
+        to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Create a new policy crate from a template.
+    /// Create a new policy project that builds anywhere: the template, two
+    /// fixtures, and the SDK this binary carries, vendored under `vendor/`.
     New {
         /// Directory to create; its last component is the policy name.
         dir: PathBuf,
         /// The policy's language (js: TypeScript, compiled by the build).
         #[arg(long, value_enum, default_value = "rust")]
         lang: scaffold::Lang,
-        /// Path to the language's SDK (`policies/sdk`, `policies/sdk-python`
-        /// or `policies/sdk-js`; default: found from the current directory upwards).
-        #[arg(long)]
-        sdk: Option<PathBuf>,
     },
+    /// The SDKs this binary carries.
+    #[command(subcommand)]
+    Sdk(SdkCommand),
     /// Build a policy (Rust crate, Python or JavaScript/TypeScript project)
     /// into a WebAssembly component; prints its path last.
     Build {
@@ -119,6 +147,27 @@ pub enum PolicyCommand {
     List {
         #[command(flatten)]
         server: client::Server,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SdkCommand {
+    /// Replace a project's vendored SDK with this binary's (after upgrading
+    /// Verdict). Refuses when a vendored file was edited, naming it.
+    Update {
+        /// The policy project (Cargo.toml, pyproject.toml or package.json).
+        dir: PathBuf,
+        /// Replace edited vendored files too.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write one SDK as a package directory (for `cargo package`, `pip
+    /// wheel`, `npm pack`, or reading).
+    Write {
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// Directory to create.
+        dir: PathBuf,
     },
 }
 
@@ -149,6 +198,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => Ok(exit(client::replay(&server, &id, as_recorded)?)),
         Command::Policy(cmd) => policy(cmd),
         Command::Pull { server, args } => Ok(exit(client::pull(&server, args)?)),
+        Command::Wit { out } => {
+            for path in sdk::wit(out.as_deref())? {
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store(StoreCommand::Migrate { from, to }) => {
+            let done = crate::store::migrate(&from, &to)?;
+            println!(
+                "copied {} decisions, {} policies ({} versions), {} bindings, {} freezes",
+                done.decisions, done.policies, done.policy_versions, done.bindings, done.freezes
+            );
+            println!(
+                "verified: {} records, head {}",
+                done.verify.checked,
+                done.verify.head.as_deref().unwrap_or("(empty chain)")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CompileWorker {
             memory_bytes,
             cpu_seconds,
@@ -169,8 +237,34 @@ fn exit(success: bool) -> ExitCode {
 
 fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PolicyCommand::New { dir, lang, sdk } => {
-            let created = scaffold::new_policy_in(lang, &dir, sdk.as_deref())?;
+        PolicyCommand::Sdk(SdkCommand::Update { dir, force }) => {
+            let u = sdk::update(&dir, force)?;
+            let from = u.from.as_deref().unwrap_or("an unrecorded version");
+            println!(
+                "{}: vendored SDK from verdict {from} replaced by verdict {}'s (contract verdict:policy@{})",
+                dir.display(),
+                u.to,
+                sdk::contract_version()
+            );
+            if u.changed.is_empty() {
+                println!("no file changed");
+            }
+            for f in &u.changed {
+                println!("changed {f}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Sdk(SdkCommand::Write { lang, dir }) => {
+            if dir.exists() {
+                anyhow::bail!("`{}` already exists; pick a new directory", dir.display());
+            }
+            for f in sdk::Sdk::of(lang).write(&dir)? {
+                println!("wrote {}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::New { dir, lang } => {
+            let created = scaffold::new_policy_in(lang, &dir)?;
             for f in &created.files {
                 println!("created {}", f.display());
             }

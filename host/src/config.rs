@@ -69,6 +69,12 @@ pub const MIN_COMPILE_MEMORY_BYTES: u64 = 1 << 20;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where decisions, policies, bindings and freezes are stored: absent
+    /// for the embedded store in `data_dir`, or a `postgres://…` URL so
+    /// several replicas share one audit chain and one active set
+    /// (`VERDICT_STORE`). `data_dir` still holds each replica's compiled
+    /// artifact cache and, by default, its checkpoint key.
+    pub store: Option<String>,
     /// Register the five built-in policies, bound to everything, when the
     /// store holds no policies yet (first start).
     pub builtin_policies: bool,
@@ -107,7 +113,8 @@ pub struct Config {
     /// then they are cut and the server exits.
     pub shutdown_timeout_ms: u64,
     /// Flush the store before acknowledging a decision. Only turn off to
-    /// measure what durability costs.
+    /// measure what durability costs. (The PostgreSQL store always answers
+    /// after COMMIT; how durable that is, is the database's setting.)
     pub flush: bool,
     /// Policy evaluations that run at once; the rest queue, each for at most
     /// its request's `request_timeout_ms` (then 503 `overloaded`). Default:
@@ -158,6 +165,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./verdict-data"),
+            store: None,
             builtin_policies: true,
             tokens: Vec::new(),
             tls_cert: None,
@@ -271,6 +279,16 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.store {
+            // The URL may hold a password: never repeat it.
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(
+                    "`store` (VERDICT_STORE) must be a `postgres://user:password@host:port/database` \
+                     URL; leave it out for the embedded store in `data_dir`"
+                        .into(),
+                ));
+            }
+        }
         for t in &self.tokens {
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ConfigError::Invalid(format!(

@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod combine;
+pub mod contract;
 pub mod sandbox;
 mod slots;
 mod snapshot;

@@ -16,8 +16,9 @@
 //! - [`service`]: engine + store together: decide-then-store, persist-then-activate.
 //! - [`source`]: metric sources (Prometheus): pulls the samples Argo and
 //!   Flagger cannot send, recorded in the decision's input.
-//! - [`store`]: the sled audit store: hash-chained decisions, group commit,
-//!   registry persistence (the only module that touches sled).
+//! - [`store`]: the audit store: hash-chained decisions, group commit,
+//!   registry persistence; embedded sled by default, PostgreSQL for several
+//!   replicas (the only module that touches sled or PostgreSQL).
 //! - [`http`]: the warp HTTP API and its accept loop (the only module that
 //!   touches warp and hyper).
 //! - [`telemetry`]: OpenTelemetry traces and metrics, OTLP export, the

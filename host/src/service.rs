@@ -84,6 +84,10 @@ pub enum ServiceError {
     Config(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The configured store cannot be opened (an unreachable database, its
+    /// credentials, its privileges): the message says what to fix.
+    #[error("cannot open the store: {0}")]
+    StoreOpen(StoreError),
 }
 
 /// Where a replay takes its policies from.
@@ -181,12 +185,15 @@ impl Core {
         let signer =
             CheckpointSigner::load_or_create(&config.checkpoint_key_path(), &config.audit_origin)
                 .map_err(|e| ServiceError::Config(e.to_string()))?;
-        let store = Store::open_with(
-            &config.data_dir.join("store"),
-            crate::store::Options {
-                flush_each_batch: config.flush,
-            },
-        )?;
+        let store = match &config.store {
+            None => Store::open_with(
+                &config.data_dir.join("store"),
+                crate::store::Options {
+                    flush_each_batch: config.flush,
+                },
+            )?,
+            Some(url) => Store::connect(url).map_err(ServiceError::StoreOpen)?,
+        };
         // The key stays beside the store, outside the cache directory:
         // whoever can write cache files still cannot forge an entry.
         let key = CacheKey::load_or_create(&config.data_dir.join("artifact.key"))
@@ -309,12 +316,87 @@ impl Core {
                 });
             }
         }
-        self.store.install_builtins(&items)?;
-        if !items.is_empty() {
+        let installed = self.store.install_builtins(&items)?;
+        if installed && !items.is_empty() {
             tracing::info!(
                 installed = items.len(),
                 "first start: installed the built-in policies, bound to everything"
             );
+        }
+        Ok(())
+    }
+
+    /// Brings the active set in line with the store after another replica
+    /// changed it: new and replaced policies first (compiled here, through
+    /// this replica's artifact cache), then bindings, then what was
+    /// removed, then freezes. A stored item this replica cannot activate
+    /// is logged and skipped, as at start.
+    fn sync_active_set(&self) -> Result<(), ServiceError> {
+        let _admin = self.admin_lock();
+        let set = self.engine.snapshot();
+        let policies = self.store.policies()?;
+        for meta in &policies {
+            let current = set.policy(&meta.name).map(|m| m.digest.as_str());
+            if current == Some(meta.digest.as_str()) {
+                continue;
+            }
+            let compiled = match set.compiled(&meta.digest) {
+                Some(c) => c.clone(),
+                None => {
+                    let bytes = self.store.policy_bytes(&meta.digest)?.ok_or_else(|| {
+                        ServiceError::Internal(format!(
+                            "store lost the component of policy `{}` ({})",
+                            meta.name, meta.digest
+                        ))
+                    })?;
+                    Arc::new(self.engine.compile(&meta.name, &bytes)?)
+                }
+            };
+            self.engine
+                .register(&meta.name, compiled, meta.uploaded_at)?;
+            tracing::info!(policy = %meta.name, digest = %meta.digest, "loaded a policy another replica stored");
+        }
+        for (name, digest) in self.store.policy_versions()? {
+            self.engine.note_version(&name, &digest);
+        }
+        let bindings = self.store.bindings()?;
+        for (name, binding) in &bindings {
+            if set.bindings().any(|(n, b)| n == name && b == binding) {
+                continue;
+            }
+            if let Some((_, digest)) = binding.policy.split_once('@') {
+                self.load_version(digest)?;
+            }
+            match self.engine.activate_binding(name, binding.clone()) {
+                Ok(()) => {
+                    tracing::info!(binding = %name, "applied a binding another replica stored")
+                }
+                Err(e) => tracing::error!(binding = %name, "stored binding cannot be applied: {e}"),
+            }
+        }
+        for (name, _) in set.bindings() {
+            if !bindings.iter().any(|(n, _)| n == name) {
+                let _ = self.engine.remove_binding(name);
+                tracing::info!(binding = %name, "removed a binding another replica deleted");
+            }
+        }
+        for meta in set.policies() {
+            if !policies.iter().any(|m| m.name == meta.name) {
+                if let Err(e) = self.engine.remove_policy(&meta.name) {
+                    tracing::error!(policy = %meta.name, "cannot remove a policy another replica deleted: {e}");
+                }
+            }
+        }
+        let freezes = self.store.freezes()?;
+        for f in &freezes {
+            if !set.freezes().any(|g| g == f) {
+                self.engine.put_freeze(f.clone())?;
+            }
+        }
+        for f in set.freezes() {
+            if !freezes.iter().any(|g| g.id == f.id) {
+                let _ = self.engine.remove_freeze(&f.id);
+            }
         }
         Ok(())
     }
@@ -864,6 +946,31 @@ impl App {
     }
 
     /// The latest signed checkpoint (signed-note text).
+    /// Follows the active-set changes other replicas store (a shared
+    /// store only; returns at once otherwise). A reload that fails (the
+    /// database went away meanwhile) is retried until it succeeds, so no
+    /// change is missed.
+    pub async fn follow_active_set(&self) {
+        if !self.core.store.is_shared() {
+            return;
+        }
+        let mut changes = self.core.store.active_set_changes();
+        while changes.changed().await.is_ok() {
+            loop {
+                match self
+                    .on_core("active set", |core| core.sync_active_set())
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!("cannot load the active set another replica changed: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+    }
+
     pub async fn checkpoint(&self) -> Result<String, ServiceError> {
         self.on_core("checkpoint", |core| match core.store.checkpoint()? {
             Some(note) => Ok(note),

@@ -3,22 +3,36 @@
 //! freezes) so a restart restores the active set and any past decision can
 //! be replayed against the digests it used.
 //!
-//! sled stays inside this module. One `audit` tree holds records, their
-//! indexes and the chain head (layout in `store/keys.rs`) so a batch commits
-//! atomically; the hash scheme is in `store/chain.rs`; appends go through
-//! the single writer thread in `store/writer.rs` (group commit); queries
-//! and export are in `store/query.rs`; the registry trees in
-//! `store/registry.rs`.
+//! [`Store`] is one seam over two backends with the same guarantees and the
+//! same answers:
+//!
+//! - **sled** (the default, zero config): one embedded database in the data
+//!   dir, for one process. sled stays inside this file and its `store/`
+//!   submodules: one `audit` tree holds records, their indexes and the chain
+//!   head (layout in `store/keys.rs`) so a batch commits atomically; appends
+//!   go through the single writer thread in `store/writer.rs` (group
+//!   commit); queries and export are in `store/query.rs`; the registry trees
+//!   in `store/registry.rs`.
+//! - **PostgreSQL** (`store = "postgres://…"`): several replicas share one
+//!   chain, one active set and one set of idempotency keys; see
+//!   `store/postgres.rs`. Postgres types stay inside that module.
+//!
+//! The hash scheme (`store/chain.rs`) is the backends' common ground, so a
+//! chain copied from one to the other (`store/migrate.rs`) verifies with the
+//! same head hash.
 
 mod chain;
 #[cfg(test)]
 mod fixtures;
 mod keys;
+mod migrate;
+mod pg;
 mod query;
 mod registry;
 mod tamper;
 mod writer;
 
+pub use migrate::{migrate, Migrated};
 pub use registry::BuiltinInstall;
 #[doc(hidden)]
 pub use tamper::RawRecord;
@@ -35,7 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use chain::{verify_exported, BrokenLink, VerifyReport, GENESIS};
 pub use query::{Page, Query, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_BYTES};
 
-use crate::domain::{Decision, Evaluation, Fingerprint};
+use crate::domain::{Binding, Decision, Evaluation, Fingerprint, Freeze, PolicyMeta};
 use chain::Head;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,6 +75,15 @@ pub enum StoreError {
         crate::domain::shown(.0)
     )]
     IdempotencyConflict(String),
+    /// The database cannot be reached (or stopped answering) right now.
+    /// Nothing was acknowledged; the store recovers by itself once the
+    /// database is back, so retrying later is right.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused to start the store (credentials, privileges,
+    /// a schema from a newer release): something to fix in its set-up.
+    #[error("{0}")]
+    Setup(String),
 }
 
 // Messages only: the error type must not make sled part of the crate's API.
@@ -169,8 +192,248 @@ impl Shared {
 
 /// A handle to the open store; clones share it. The last one to drop
 /// stops the writer and closes the database.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sled(SledStore),
+    Postgres(pg::PgStore),
+}
+
+/// Calls the same method on whichever backend is open.
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sled($s) => $call,
+            Backend::Postgres($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens or creates the embedded (sled) store in `dir`, flushing every batch.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, Options::default())
+    }
+
+    pub fn open_with(dir: &Path, options: Options) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Sled(SledStore::open_with(dir, options)?),
+        })
+    }
+
+    /// Connects to the PostgreSQL database `url` names, applies the schema
+    /// migrations this release needs (under an advisory lock, so replicas
+    /// starting together take turns) and restores the chain head.
+    pub fn connect(url: &str) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Postgres(pg::PgStore::connect(url)?),
+        })
+    }
+
+    /// The embedded store, if that is the backend.
+    pub(crate) fn embedded(&self) -> Option<&SledStore> {
+        match &self.backend {
+            Backend::Sled(s) => Some(s),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    fn postgres(&self) -> Option<&pg::PgStore> {
+        match &self.backend {
+            Backend::Postgres(s) => Some(s),
+            Backend::Sled(_) => None,
+        }
+    }
+
+    /// Appends one evaluated decision and resolves once it is durable.
+    /// A decision whose idempotency key is already stored is not appended:
+    /// the stored one comes back as [`Appended::Existing`].
+    pub async fn append(&self, eval: Evaluation) -> Result<Appended, StoreError> {
+        self.append_fingerprinted(eval, None).await
+    }
+
+    /// [`Store::append`], with the fingerprint of the request as its caller
+    /// sent it ([`crate::domain::DecisionRequest::fingerprint`]) stored with
+    /// its idempotency key. A key already stored comes back as
+    /// [`Appended::Existing`] only for the same request (see
+    /// [`Store::find_idempotent`]); otherwise the append fails with
+    /// [`StoreError::IdempotencyConflict`]. Without a fingerprint the key is
+    /// not checked.
+    pub async fn append_fingerprinted(
+        &self,
+        eval: Evaluation,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<Appended, StoreError> {
+        each!(self, s => s.append_fingerprinted(eval, fingerprint).await)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Decision>, StoreError> {
+        each!(self, s => s.get(id))
+    }
+
+    pub fn get_by_seq(&self, seq: u64) -> Result<Option<Decision>, StoreError> {
+        each!(self, s => s.get_by_seq(seq))
+    }
+
+    pub fn get_by_idempotency_key(&self, key: &str) -> Result<Option<Decision>, StoreError> {
+        each!(self, s => s.get_by_idempotency_key(key))
+    }
+
+    /// The decision stored under idempotency key `key`, if its request has
+    /// `fingerprint`; a different request under the key is
+    /// [`StoreError::IdempotencyConflict`].
+    pub fn find_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<Decision>, StoreError> {
+        each!(self, s => s.find_idempotent(key, fingerprint))
+    }
+
+    /// Audit query, newest first.
+    pub fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        each!(self, s => s.query(q))
+    }
+
+    /// Up to `limit` decisions (and about [`MAX_PAGE_BYTES`]) in seq order
+    /// after `after_seq` (exclusive).
+    pub fn export(&self, after_seq: u64, limit: usize) -> Result<Vec<Decision>, StoreError> {
+        each!(self, s => s.export(after_seq, limit))
+    }
+
+    /// Walks the whole chain and reports the first broken link.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        each!(self, s => s.verify())
+    }
+
+    /// Last seq and hash this process knows; `(0, GENESIS)` for an empty
+    /// store. With several replicas, others may have appended since.
+    pub fn head(&self) -> (u64, String) {
+        each!(self, s => s.head())
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        each!(self, s => s.stats())
+    }
+
+    /// Keep `note` as the latest signed checkpoint, durably.
+    pub fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        each!(self, s => s.put_checkpoint(note))
+    }
+
+    /// The latest signed checkpoint, if one was ever signed.
+    pub fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.checkpoint())
+    }
+
+    /// Forces everything written so far to disk (a no-op on PostgreSQL,
+    /// where every commit is durable).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        each!(self, s => s.flush())
+    }
+
+    /// Why the store cannot write now, if it cannot: a failed sled store
+    /// (until restarted), or an unreachable database (until it is back).
+    pub fn failure(&self) -> Option<String> {
+        each!(self, s => s.failure())
+    }
+
+    /// Resolves once the store fails for good and needs a restart (a sled
+    /// write error). A PostgreSQL outage never resolves it: that store
+    /// reconnects by itself.
+    pub async fn failed(&self) -> String {
+        match &self.backend {
+            Backend::Sled(s) => s.failed().await,
+            Backend::Postgres(_) => std::future::pending().await,
+        }
+    }
+
+    /// Bumped whenever the stored active set (policies, bindings, freezes)
+    /// may have been changed by another replica. The embedded store has no
+    /// other writer: its receiver never changes.
+    pub fn active_set_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        match &self.backend {
+            Backend::Sled(_) => tokio::sync::watch::channel(0).1,
+            Backend::Postgres(s) => s.active_set_changes(),
+        }
+    }
+
+    /// Whether several processes may share this store (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.postgres().is_some()
+    }
+
+    pub fn put_policy(&self, meta: &PolicyMeta, bytes: &[u8]) -> Result<(), StoreError> {
+        each!(self, s => s.put_policy(meta, bytes))
+    }
+
+    pub fn builtins_installed(&self) -> Result<bool, StoreError> {
+        each!(self, s => s.builtins_installed())
+    }
+
+    /// Installs the built-ins and marks them installed, atomically.
+    /// Returns false when another replica sharing the store marked them
+    /// first (nothing was written then).
+    pub fn install_builtins(&self, items: &[BuiltinInstall<'_>]) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.install_builtins(items).map(|()| true),
+            Backend::Postgres(s) => s.install_builtins(items),
+        }
+    }
+
+    pub fn reclaim_unreferenced(&self) -> Result<Vec<String>, StoreError> {
+        each!(self, s => s.reclaim_unreferenced())
+    }
+
+    pub fn policy_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        each!(self, s => s.policy_bytes(digest))
+    }
+
+    pub fn policies(&self) -> Result<Vec<PolicyMeta>, StoreError> {
+        each!(self, s => s.policies())
+    }
+
+    pub fn policy_versions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        each!(self, s => s.policy_versions())
+    }
+
+    pub fn delete_policy(&self, name: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.delete_policy(name))
+    }
+
+    pub fn put_binding(&self, name: &str, b: &Binding) -> Result<(), StoreError> {
+        each!(self, s => s.put_binding(name, b))
+    }
+
+    pub fn bindings(&self) -> Result<Vec<(String, Binding)>, StoreError> {
+        each!(self, s => s.bindings())
+    }
+
+    pub fn delete_binding(&self, name: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.delete_binding(name))
+    }
+
+    pub fn put_freeze(&self, f: &Freeze) -> Result<(), StoreError> {
+        each!(self, s => s.put_freeze(f))
+    }
+
+    pub fn freezes(&self) -> Result<Vec<Freeze>, StoreError> {
+        each!(self, s => s.freezes())
+    }
+
+    pub fn delete_freeze(&self, id: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.delete_freeze(id))
+    }
+}
+
+/// A handle to the open embedded store; clones share it. The last one to
+/// drop stops the writer and closes the database.
+#[derive(Clone)]
+pub struct SledStore {
     inner: Arc<Inner>,
 }
 
@@ -186,7 +449,7 @@ struct Inner {
     _released: LockRelease,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (seq, hash) = self.head();
         f.debug_struct("Store")
@@ -199,14 +462,14 @@ impl std::fmt::Debug for Store {
 /// Appends waiting for the writer; beyond this, callers wait to enqueue.
 const QUEUE: usize = 4096;
 
-impl Store {
+impl SledStore {
     /// Opens or creates the database in `dir` (creating `dir`), flushing
     /// every batch. Restores the chain head.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        Store::open_with(dir, Options::default())
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_with(dir, Options::default())
     }
 
-    pub fn open_with(dir: &Path, options: Options) -> Result<Store, StoreError> {
+    pub fn open_with(dir: &Path, options: Options) -> Result<SledStore, StoreError> {
         let open_err = |reason: String| StoreError::Open {
             path: dir.display().to_string(),
             reason,
@@ -238,7 +501,7 @@ impl Store {
             .name("verdict-store-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| open_err(format!("starting the writer thread: {e}")))?;
-        Ok(Store {
+        Ok(SledStore {
             inner: Arc::new(Inner {
                 db,
                 audit,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod pki;
+pub mod postgres;
 
 /// Path of the `verdict` binary, built once per test process so the tests
 /// always run the current sources (a test crate cannot depend on another

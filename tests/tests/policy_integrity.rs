@@ -1,7 +1,9 @@
 //! A policy runs as itself and nothing else: a pin names a version of its
 //! own policy, and a compiled artifact swapped in the cache is never loaded.
 //! An upload cannot make the server compile without bounds, and only
-//! accepted components reach the artifact cache.
+//! accepted components reach the artifact cache. A component built against
+//! an incompatible version of the WIT contract is refused at upload, naming
+//! both versions and what to rebuild with.
 
 use serde_json::{json, Value};
 use verdict_e2e::{
@@ -245,4 +247,54 @@ fn only_accepted_components_are_cached() {
     let files = cached_files(&s);
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].starts_with(&hex), "{files:?}");
+}
+
+/// `thresholds` as if built against another version of the contract: the
+/// version strings in its import names rewritten (same length, so the
+/// component stays well-formed and otherwise identical).
+fn built_against(version: &str) -> Vec<u8> {
+    assert_eq!(version.len(), "0.1.0".len());
+    let mut bytes = dist_wasm("thresholds");
+    let from = b"verdict:policy/types@0.1.0";
+    let mut rewritten = 0;
+    let mut i = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            let at = i + from.len() - version.len();
+            bytes[at..at + version.len()].copy_from_slice(version.as_bytes());
+            rewritten += 1;
+        }
+        i += 1;
+    }
+    assert!(rewritten > 0, "thresholds names verdict:policy/types@0.1.0");
+    bytes
+}
+
+#[test]
+fn a_component_built_against_an_incompatible_contract_is_refused_naming_both_versions() {
+    let s = Server::start();
+    for (version, advice) in [
+        ("0.2.0", "upgrade Verdict"),
+        ("1.0.0", "upgrade Verdict"),
+        ("0.1.9", "upgrade Verdict"),
+        ("0.0.9", "verdict policy sdk update"),
+    ] {
+        let message = assert_error(
+            &s.put_policy("versioned", &built_against(version)),
+            422,
+            "invalid_policy",
+        );
+        assert!(
+            message.contains(&format!("verdict:policy@{version}"))
+                && message.contains("verdict:policy@0.1.0")
+                && message.contains(advice),
+            "{version}: {message}"
+        );
+    }
+    // Nothing was stored under the name; the same component built against
+    // this server's contract is accepted.
+    let (status, _) = s.call("GET", "/v1/policies/versioned", None);
+    assert_eq!(status, 404);
+    let (status, body) = s.put_policy("versioned", &built_against("0.1.0"));
+    assert!(status == 200 || status == 201, "{status} {body}");
 }

@@ -24,8 +24,7 @@ use std::process::Command;
 
 use super::build::BuildError;
 
-/// The WIT world policies implement, as compiled into this binary.
-const WIT: &str = include_str!("../../../wit/policy.wit");
+use super::sdk::WIT;
 
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 pub const COMPONENTIZE_JS_VERSION: &str = "0.23.0";

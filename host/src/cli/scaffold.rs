@@ -2,6 +2,11 @@
 //! TypeScript) that builds and passes its fixtures on the first try, so a
 //! platform engineer starts from something green. All three templates make
 //! the same policy (hold changes over `max_lines`) with the same fixtures.
+//!
+//! The project is self-contained: the SDK of its language is vendored from
+//! the binary (see [`super::sdk`]) and referenced by a relative path, so it
+//! builds on any machine with the language's toolchain, in or out of a
+//! Verdict checkout.
 
 use std::path::{Path, PathBuf};
 
@@ -21,11 +26,59 @@ pub enum Lang {
 }
 
 /// Create `dir` as a new policy in `lang`.
-pub fn new_policy_in(lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<Created> {
-    match lang {
-        Lang::Rust => new_policy(dir, sdk),
-        Lang::Python | Lang::Js => new_interpreted(lang, dir, sdk),
+pub fn new_policy_in(lang: Lang, dir: &Path) -> anyhow::Result<Created> {
+    let name = check_new(dir)?;
+    let ident = name.replace(['-', '.'], "_");
+    let mut files: Vec<(PathBuf, String)> = match lang {
+        Lang::Rust => vec![
+            (dir.join("Cargo.toml"), cargo_toml(&name)),
+            (dir.join("src/lib.rs"), lib_rs(&name, &type_name(&name))),
+            (dir.join(".gitignore"), "/target\n/build\n".into()),
+        ],
+        Lang::Python => vec![
+            (dir.join("pyproject.toml"), pyproject(&name)),
+            (dir.join("app.py"), PY_APP.replace("{ident}", &ident)),
+            (
+                dir.join(format!("{ident}.py")),
+                PY_POLICY.replace("{name}", &name),
+            ),
+            (
+                dir.join(format!("tests/test_{ident}.py")),
+                PY_TEST.replace("{ident}", &ident),
+            ),
+            (dir.join(".gitignore"), "/build\n__pycache__/\n".into()),
+        ],
+        // Imports of the SDK are relative, so they stay valid in tsc's
+        // output, which mirrors the source tree.
+        Lang::Js => vec![
+            (dir.join("package.json"), package_json(&name)),
+            (dir.join("tsconfig.json"), TSCONFIG.to_string()),
+            (dir.join("src/policy.ts"), TS_ENTRY.to_string()),
+            (dir.join("src/gate.ts"), TS_POLICY.replace("{name}", &name)),
+            (dir.join("test/gate.test.ts"), TS_TEST.to_string()),
+            (
+                dir.join(".gitignore"),
+                "/build\n/dist\n/vendor/verdict-sdk-js/generated\n".into(),
+            ),
+        ],
+    };
+    files.push((
+        dir.join("fixtures/small-change-promotes.json"),
+        FIXTURE_OK.to_string(),
+    ));
+    files.push((
+        dir.join("fixtures/big-change-holds.json"),
+        FIXTURE_BIG.to_string(),
+    ));
+    for (path, text) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display()))?;
     }
+    let mut created: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
+    created.extend(super::sdk::vendor(dir, lang)?);
+    Ok(Created { files: created })
 }
 
 fn check_new(dir: &Path) -> anyhow::Result<String> {
@@ -42,106 +95,7 @@ fn check_new(dir: &Path) -> anyhow::Result<String> {
     Ok(name)
 }
 
-fn new_interpreted(lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<Created> {
-    let name = check_new(dir)?;
-    let sdk_name = if lang == Lang::Python {
-        "sdk-python"
-    } else {
-        "sdk-js"
-    };
-    let sdk = match sdk {
-        Some(p) => p.to_path_buf(),
-        None => find_named_sdk(sdk_name).with_context(|| {
-            format!("cannot find `policies/{sdk_name}` from here: pass --sdk <path>")
-        })?,
-    };
-    let sdk = std::fs::canonicalize(&sdk)
-        .with_context(|| format!("cannot open the SDK at `{}`", sdk.display()))?;
-    let ident = name.replace(['-', '.'], "_");
-    let mut files: Vec<(PathBuf, String)> = match lang {
-        Lang::Python => vec![
-            (dir.join("pyproject.toml"), pyproject(&name, &sdk)),
-            (dir.join("app.py"), PY_APP.replace("{ident}", &ident)),
-            (
-                dir.join(format!("{ident}.py")),
-                PY_POLICY.replace("{name}", &name),
-            ),
-            (
-                dir.join(format!("tests/test_{ident}.py")),
-                PY_TEST.replace("{ident}", &ident),
-            ),
-        ],
-        _ => {
-            // Imports of the SDK are relative, so they stay valid in tsc's
-            // output, which mirrors the source tree.
-            std::fs::create_dir_all(dir)?;
-            let project = std::fs::canonicalize(dir)?;
-            let from_src = relative(&project.join("src"), &sdk.join("src"));
-            let from_test = relative(&project.join("test"), &sdk.join("src"));
-            vec![
-                (dir.join("package.json"), package_json(&name, &sdk)),
-                (
-                    dir.join("tsconfig.json"),
-                    TSCONFIG.replace("{sdk}", &sdk.display().to_string()),
-                ),
-                (
-                    dir.join("src/policy.ts"),
-                    TS_ENTRY.replace("{sdk}", &from_src),
-                ),
-                (
-                    dir.join("src/gate.ts"),
-                    TS_POLICY
-                        .replace("{sdk}", &from_src)
-                        .replace("{name}", &name),
-                ),
-                (
-                    dir.join("test/gate.test.ts"),
-                    TS_TEST.replace("{sdk}", &from_test),
-                ),
-            ]
-        }
-    };
-    files.push((
-        dir.join("fixtures/small-change-promotes.json"),
-        FIXTURE_OK.to_string(),
-    ));
-    files.push((
-        dir.join("fixtures/big-change-holds.json"),
-        FIXTURE_BIG.to_string(),
-    ));
-    for (path, text) in &files {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display()))?;
-    }
-    Ok(Created {
-        files: files.into_iter().map(|(p, _)| p).collect(),
-    })
-}
-
-/// `to` relative to the directory `from` (both absolute), with `/`.
-fn relative(from: &Path, to: &Path) -> String {
-    let f: Vec<_> = from.components().collect();
-    let t: Vec<_> = to.components().collect();
-    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<String> = vec!["..".into(); f.len() - common];
-    parts.extend(
-        t[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    parts.join("/")
-}
-
-fn find_named_sdk(name: &str) -> Option<PathBuf> {
-    let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors()
-        .flat_map(|d| [d.join("policies").join(name), d.join(name)])
-        .find(|p| p.is_dir())
-}
-
-fn pyproject(name: &str, sdk: &Path) -> String {
+fn pyproject(name: &str) -> String {
     format!(
         r#"# A Verdict policy in Python: `verdict policy build .` turns it into a
 # component with componentize-py; `pytest` runs its logic and fixtures natively.
@@ -152,13 +106,12 @@ requires-python = ">=3.10"
 
 [tool.verdict]
 app = "app"
-sdk = "{sdk}"
+sdk = "vendor/verdict-sdk-python"
 
 [tool.pytest.ini_options]
-pythonpath = [".", "{sdk}"]
+pythonpath = [".", "vendor/verdict-sdk-python"]
 testpaths = ["tests"]
-"#,
-        sdk = sdk.display()
+"#
     )
 }
 
@@ -217,17 +170,16 @@ def test_fixtures_pass_natively():
     assert count == 2 and failures == []
 "#;
 
-fn package_json(name: &str, sdk: &Path) -> String {
+fn package_json(name: &str) -> String {
     format!(
         r#"{{
   "name": "{name}",
   "version": "0.1.0",
   "private": true,
   "type": "module",
-  "verdict": {{ "entry": "src/policy.ts", "sdk": "{sdk}" }}
+  "verdict": {{ "entry": "src/policy.ts", "sdk": "vendor/verdict-sdk-js" }}
 }}
-"#,
-        sdk = sdk.display()
+"#
     )
 }
 
@@ -241,21 +193,21 @@ const TSCONFIG: &str = r#"{
     "types": [],
     "skipLibCheck": true
   },
-  "include": ["src/**/*.ts", "test/**/*.ts", "{sdk}/generated/**/*.d.ts", "{sdk}/node.d.ts"]
+  "include": ["src/**/*.ts", "test/**/*.ts", "vendor/verdict-sdk-js/generated/**/*.d.ts", "vendor/verdict-sdk-js/node.d.ts"]
 }
 "#;
 
 const TS_ENTRY: &str = r#"// Component entry point: componentize-js builds from the compiled form of
 // this module. The policy itself is in gate.ts.
 import { log } from "verdict:policy/host@0.1.0";
-import { exportPolicy } from "{sdk}/component.js";
+import { exportPolicy } from "../vendor/verdict-sdk-js/src/component.js";
 import { Gate } from "./gate.js";
 
 export const { describe, validateSettings, evaluate } = exportPolicy(new Gate(), log);
 "#;
 
 const TS_POLICY: &str = r#"// `{name}`: holds changes larger than `max_lines`, promotes the rest.
-import { Input, Outcome, Policy, hold, info, parseSettings, promote, reason } from "{sdk}/index.js";
+import { Input, Outcome, Policy, hold, info, parseSettings, promote, reason } from "../vendor/verdict-sdk-js/src/index.js";
 
 const DEFAULTS = { max_lines: 500 };
 
@@ -284,8 +236,8 @@ export class Gate implements Policy {
 const TS_TEST: &str = r#"// Compiled by `verdict policy build .`; run with `node --test` on its output.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { verdictOf } from "{sdk}/index.js";
-import { fixtureInput } from "{sdk}/testing.js";
+import { verdictOf } from "../vendor/verdict-sdk-js/src/index.js";
+import { fixtureInput } from "../vendor/verdict-sdk-js/src/testing.js";
 import { Gate } from "../src/gate.js";
 
 test("big changes hold", () => {
@@ -294,48 +246,7 @@ test("big changes hold", () => {
 });
 "#;
 
-/// Create `dir` as a new policy crate named after its last path component.
-pub fn new_policy(dir: &Path, sdk: Option<&Path>) -> anyhow::Result<Created> {
-    let name = check_new(dir)?;
-    let sdk = match sdk {
-        Some(p) => p.to_path_buf(),
-        None => find_sdk().context(
-            "cannot find the `verdict-sdk` crate (policies/sdk) from here: pass --sdk <path>",
-        )?,
-    };
-    let sdk = std::fs::canonicalize(&sdk)
-        .with_context(|| format!("cannot open the SDK at `{}`", sdk.display()))?;
-    std::fs::create_dir_all(dir.join("src"))?;
-    std::fs::create_dir_all(dir.join("fixtures"))?;
-    let ident = name.replace(['-', '.'], "_");
-    let files = [
-        (dir.join("Cargo.toml"), cargo_toml(&name, &sdk)),
-        (dir.join("src/lib.rs"), lib_rs(&name, &ident)),
-        (
-            dir.join("fixtures/small-change-promotes.json"),
-            FIXTURE_OK.to_string(),
-        ),
-        (
-            dir.join("fixtures/big-change-holds.json"),
-            FIXTURE_BIG.to_string(),
-        ),
-    ];
-    for (path, text) in &files {
-        std::fs::write(path, text).with_context(|| format!("writing `{}`", path.display()))?;
-    }
-    Ok(Created {
-        files: files.into_iter().map(|(p, _)| p).collect(),
-    })
-}
-
-fn find_sdk() -> Option<PathBuf> {
-    let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors()
-        .flat_map(|d| [d.join("policies/sdk"), d.join("sdk")])
-        .find(|p| p.join("Cargo.toml").is_file())
-}
-
-fn cargo_toml(name: &str, sdk: &Path) -> String {
+fn cargo_toml(name: &str) -> String {
     format!(
         r#"[package]
 name = "{name}"
@@ -346,7 +257,8 @@ edition = "2021"
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-verdict-sdk = {{ path = "{sdk}" }}
+# Vendored from the `verdict` binary; `verdict policy sdk update .` refreshes it.
+verdict-sdk = {{ path = "vendor/verdict-sdk" }}
 serde = {{ version = "1", features = ["derive"] }}
 
 # A standalone workspace, so the crate builds wherever it lives.
@@ -358,9 +270,27 @@ lto = true
 panic = "abort"
 strip = true
 codegen-units = 1
-"#,
-        sdk = sdk.display()
+"#
     )
+}
+
+/// The policy's Rust type: `change-size` → `ChangeSize` (a leading digit
+/// gets a `P`, since an identifier cannot start with one).
+fn type_name(name: &str) -> String {
+    let mut out: String = name
+        .split(['-', '_', '.'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, 'P');
+    }
+    out
 }
 
 fn lib_rs(name: &str, ident: &str) -> String {
@@ -445,3 +375,15 @@ const FIXTURE_BIG: &str = r#"{
   "reason_contains": "800 lines changed"
 }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::type_name;
+
+    #[test]
+    fn rust_type_names_are_upper_camel_case_identifiers() {
+        assert_eq!(type_name("change-size"), "ChangeSize");
+        assert_eq!(type_name("my_gate.v2"), "MyGateV2");
+        assert_eq!(type_name("2fa-check"), "P2faCheck");
+    }
+}

@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// Where decisions, policies and the compiled-artifact cache live.
     #[arg(long, env = "VERDICT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Store decisions in PostgreSQL (`postgres://user:password@host:port/db`)
+    /// instead of the embedded store in the data dir: replicas sharing one
+    /// database share one audit chain.
+    #[arg(long, env = "VERDICT_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// TOML config file (see README); flags and env override it.
     #[arg(long, env = "VERDICT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -56,6 +61,11 @@ impl ServeArgs {
         }
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
+        }
+        // An empty `VERDICT_STORE=` means "not set" (the embedded store),
+        // as an unset variable does.
+        if let Some(url) = self.store.as_ref().filter(|u| !u.is_empty()) {
+            config.store = Some(url.clone());
         }
         if let Some(k) = &self.checkpoint_key {
             config.checkpoint_key = Some(k.clone());
@@ -159,8 +169,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let app = match tokio::task::spawn_blocking(move || App::open_with(&c, compiler)).await? {
         Ok(app) => app,
-        // Not the data dir's fault: say only what to fix in the config.
-        Err(e @ ServiceError::Config(_)) => return Err(e.into()),
+        // Not the data dir's fault: say only what to fix in the config
+        // (or in the database the config names).
+        Err(e @ (ServiceError::Config(_) | ServiceError::StoreOpen(_))) => return Err(e.into()),
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!(
                 "cannot open data dir `{}`",
@@ -193,6 +204,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ),
         }
     };
+    // With a shared store, changes other replicas make to the active set
+    // are loaded as they are noticed.
+    let follower = tokio::spawn({
+        let app = app.clone();
+        async move { app.follow_active_set().await }
+    });
     // Checkpoints are signed alongside serving; the last one at close.
     let checkpoints = tokio::spawn({
         let app = app.clone();
@@ -207,6 +224,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await;
     checkpoints.abort();
+    follower.abort();
     if report.cut_heads > 0 {
         tracing::info!(
             "closed {} connection(s) with a half-sent request head",

@@ -83,15 +83,22 @@ pub enum ImportError {
          wasi:random and wasi:sockets"
     )]
     Forbidden(String),
+    #[error(transparent)]
+    Contract(#[from] super::contract::ContractError),
 }
 
 /// The top-level imports of a component, checked against what a policy may
 /// import, before anything is compiled: refusing an 18 MB component after
 /// half a minute of compiling would waste the time and hide the reason.
 pub fn check_imports(bytes: &[u8]) -> Result<Imports, ImportError> {
+    let imports = top_level_imports(bytes)?;
+    // The contract version is named by type imports too (`types@…`).
+    super::contract::check(imports.iter().map(|(name, _)| name.as_str()))?;
     let mut kind = Imports::Policy;
-    for name in top_level_imports(bytes)? {
-        if name.starts_with("verdict:policy/") {
+    for (name, is_type) in imports {
+        // A world's `use` of a type becomes a type import: a name for a
+        // type, no capability.
+        if is_type || name.starts_with("verdict:policy/") {
             continue;
         }
         if name.starts_with("wasi:http/") {
@@ -110,8 +117,9 @@ pub fn check_imports(bytes: &[u8]) -> Result<Imports, ImportError> {
 }
 
 /// Import names of the outermost component (nested modules and components
-/// have imports of their own, satisfied inside the component).
-fn top_level_imports(bytes: &[u8]) -> Result<Vec<String>, ImportError> {
+/// have imports of their own, satisfied inside the component), each with
+/// whether it imports a type only.
+fn top_level_imports(bytes: &[u8]) -> Result<Vec<(String, bool)>, ImportError> {
     use wasmparser::{Parser, Payload};
     let mut depth = 0usize;
     let mut names = Vec::new();
@@ -123,12 +131,8 @@ fn top_level_imports(bytes: &[u8]) -> Result<Vec<String>, ImportError> {
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import.map_err(|e| ImportError::Unreadable(e.to_string()))?;
-                    // A world's `use` of a type becomes a type import: a
-                    // name for a type, no capability.
-                    if matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
-                        continue;
-                    }
-                    names.push(import.name.name.to_string());
+                    let is_type = matches!(import.ty, wasmparser::ComponentTypeRef::Type(_));
+                    names.push((import.name.name.to_string(), is_type));
                 }
             }
             _ => {}

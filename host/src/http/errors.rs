@@ -133,11 +133,16 @@ impl From<ServiceError> for ApiError {
             // sent, it says the work was given up.
             ServiceError::Cancelled => (S::SERVICE_UNAVAILABLE, "cancelled"),
             ServiceError::UnknownDecision(_) => (S::NOT_FOUND, "not_found"),
-            ServiceError::Internal(_) | ServiceError::Config(_) => {
+            ServiceError::Internal(_) | ServiceError::Config(_) | ServiceError::StoreOpen(_) => {
                 (S::INTERNAL_SERVER_ERROR, "internal")
             }
             ServiceError::Store(StoreError::BadCursor(_)) => (S::BAD_REQUEST, "bad_cursor"),
             ServiceError::Store(StoreError::Failed(_)) => (S::SERVICE_UNAVAILABLE, "store_failed"),
+            // The database is down or unreachable: nothing was stored, and
+            // the same request succeeds once it is back.
+            ServiceError::Store(StoreError::Unavailable(_)) => {
+                (S::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
             ServiceError::Store(StoreError::IdempotencyConflict(_)) => {
                 (S::CONFLICT, "idempotency_conflict")
             }

@@ -207,7 +207,7 @@ pub fn verify_exported(
     })
 }
 
-fn check_record(seq: u64, value: &[u8], prev: &str) -> Result<(), String> {
+pub(super) fn check_record(seq: u64, value: &[u8], prev: &str) -> Result<(), String> {
     let (stored, body) = split_record(value).ok_or("the stored value is truncated")?;
     let link: Link = serde_json::from_slice(body)
         .map_err(|e| format!("the stored body is not a decision: {e}"))?;
@@ -241,7 +241,12 @@ fn check_record(seq: u64, value: &[u8], prev: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn broken(checked: u64, head: Option<String>, seq: u64, problem: String) -> VerifyReport {
+pub(super) fn broken(
+    checked: u64,
+    head: Option<String>,
+    seq: u64,
+    problem: String,
+) -> VerifyReport {
     VerifyReport {
         ok: false,
         checked,
@@ -293,7 +298,7 @@ pub(super) fn restore_head(tree: &sled::Tree) -> Result<Head, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::eval;
-    use super::super::Store;
+    use super::super::SledStore as Store;
     use super::*;
     use crate::domain::{Decision, Verdict};
 

@@ -106,7 +106,7 @@ pub(super) fn run(tree: &sled::Tree, q: &Query) -> Result<Page, StoreError> {
 /// A page being filled: at most `limit` records and about
 /// [`MAX_PAGE_BYTES`]. Once either is reached, any further record means a
 /// next page, starting after the last one served.
-struct Paged {
+pub(super) struct Paged {
     limit: usize,
     items: Vec<Decision>,
     last_seq: u64,
@@ -115,7 +115,7 @@ struct Paged {
 }
 
 impl Paged {
-    fn new(limit: usize) -> Paged {
+    pub(super) fn new(limit: usize) -> Paged {
         Paged {
             limit,
             items: Vec::new(),
@@ -126,14 +126,14 @@ impl Paged {
     }
 
     /// Whether the page holds `limit` records; a further match means more.
-    fn full(&mut self) -> bool {
+    pub(super) fn full(&mut self) -> bool {
         self.more = self.items.len() >= self.limit;
         self.more
     }
 
     /// Add the record stored as `value` unless it would take the page past
     /// [`MAX_PAGE_BYTES`]; false (and a next page) when it would.
-    fn add(&mut self, seq: u64, value: &[u8]) -> Result<bool, StoreError> {
+    pub(super) fn add(&mut self, seq: u64, value: &[u8]) -> Result<bool, StoreError> {
         if !self.items.is_empty() && self.bytes + value.len() > MAX_PAGE_BYTES {
             self.more = true;
             return Ok(false);
@@ -144,7 +144,7 @@ impl Paged {
         Ok(true)
     }
 
-    fn finish(self) -> Page {
+    pub(super) fn finish(self) -> Page {
         let next_cursor = self.more.then(|| keys::encode_cursor(self.last_seq));
         Page {
             items: self.items,

@@ -17,7 +17,7 @@ use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::{keys, Store, StoreError};
+use super::{keys, SledStore, StoreError};
 use crate::domain::{Binding, Freeze, PolicyMeta};
 
 /// Key in the `registry_meta` tree: the built-ins were installed (all of
@@ -62,7 +62,7 @@ impl Trees {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Stores a policy's bytes under its digest and its metadata under its
     /// name (replacing the previous version's metadata, not its bytes).
     pub fn put_policy(&self, meta: &PolicyMeta, bytes: &[u8]) -> Result<(), StoreError> {
@@ -171,6 +171,16 @@ impl Store {
         self.flush()
     }
 
+    /// Every stored component version: (digest, bytes), by digest.
+    pub(super) fn blobs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.registry.blobs.iter() {
+            let (key, value) = item?;
+            out.push((String::from_utf8_lossy(&key).into_owned(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn policy_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.inner.registry.blobs.get(digest)?.map(|v| v.to_vec()))
     }
@@ -263,7 +273,7 @@ fn list<T: DeserializeOwned>(
     Ok(out)
 }
 
-fn remove(store: &Store, tree: &sled::Tree, key: &str) -> Result<bool, StoreError> {
+fn remove(store: &SledStore, tree: &sled::Tree, key: &str) -> Result<bool, StoreError> {
     store.refuse_if_failed()?;
     let existed = store.guard(tree.remove(key.as_bytes()))?.is_some();
     if existed {
@@ -274,6 +284,7 @@ fn remove(store: &Store, tree: &sled::Tree, key: &str) -> Result<bool, StoreErro
 
 #[cfg(test)]
 mod tests {
+    use super::super::Store;
     use super::*;
     use crate::domain::{Limits, Mode, OnError, PolicyInfo, Selector};
     use jiff::Timestamp;

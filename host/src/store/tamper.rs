@@ -8,7 +8,7 @@
 //! tamper. [`RawRecord::replace`] insists that its text is found exactly
 //! once, so an edit that silently misses fails the test instead.
 
-use super::{chain, keys, Store, StoreError};
+use super::{chain, keys, SledStore, Store, StoreError};
 
 /// One stored record as an attacker sees it on disk: the 64-hex hash and
 /// the canonical body bytes (as UTF-8 text), exactly as stored.
@@ -43,7 +43,7 @@ impl RawRecord {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Test helper: rewrites record `seq` in place, as an attacker with
     /// disk access would. `edit` sees the stored hash and body bytes;
     /// whatever they hold afterwards is written back byte for byte.
@@ -204,5 +204,53 @@ impl Store {
             }
         }
         self.relink_from(seq)
+    }
+}
+
+/// The test helpers reach the embedded (sled) store only: tampering with a
+/// PostgreSQL store is done with SQL by whoever holds its credentials.
+impl Store {
+    fn embedded_for_tests(&self) -> Result<&SledStore, StoreError> {
+        self.embedded().ok_or_else(|| {
+            StoreError::Storage("the tampering test helpers need the embedded store".into())
+        })
+    }
+
+    #[doc(hidden)]
+    pub fn tamper_for_tests(
+        &self,
+        seq: u64,
+        edit: impl FnOnce(&mut RawRecord),
+    ) -> Result<(), StoreError> {
+        self.embedded_for_tests()?.tamper_for_tests(seq, edit)
+    }
+
+    #[doc(hidden)]
+    pub fn delete_record_for_tests(&self, seq: u64) -> Result<bool, StoreError> {
+        self.embedded_for_tests()?.delete_record_for_tests(seq)
+    }
+
+    #[doc(hidden)]
+    pub fn delete_head_for_tests(&self) -> Result<bool, StoreError> {
+        self.embedded_for_tests()?.delete_head_for_tests()
+    }
+
+    #[doc(hidden)]
+    pub fn rechain_for_tests(
+        &self,
+        seq: u64,
+        edit: impl FnOnce(&mut RawRecord),
+    ) -> Result<(), StoreError> {
+        self.embedded_for_tests()?.rechain_for_tests(seq, edit)
+    }
+
+    #[doc(hidden)]
+    pub fn truncate_for_tests(&self, keep: u64) -> Result<(), StoreError> {
+        self.embedded_for_tests()?.truncate_for_tests(keep)
+    }
+
+    #[doc(hidden)]
+    pub fn remove_and_rechain_for_tests(&self, seq: u64) -> Result<(), StoreError> {
+        self.embedded_for_tests()?.remove_and_rechain_for_tests(seq)
     }
 }

@@ -40,7 +40,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "preinit-policy",
         pub_export_macro: true,
         export_macro_name: "__export_bindings",
