@@ -151,6 +151,22 @@ struct Counters {
     largest_batch: AtomicU64,
 }
 
+impl Counters {
+    fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Last seq and hash of the head a writer publishes.
+fn head_of(head: &Mutex<Head>) -> (u64, String) {
+    let h = head.lock().unwrap_or_else(|p| p.into_inner());
+    (h.seq, h.hash.clone())
+}
+
 /// State the writer publishes for readers.
 struct Shared {
     head: Mutex<Head>,
@@ -604,22 +620,11 @@ impl SledStore {
 
     /// Last seq and hash; `(0, GENESIS)` for an empty store.
     pub fn head(&self) -> (u64, String) {
-        let h = self
-            .inner
-            .shared
-            .head
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        (h.seq, h.hash.clone())
+        head_of(&self.inner.shared.head)
     }
 
     pub fn stats(&self) -> StoreStats {
-        let c = &self.inner.shared.stats;
-        StoreStats {
-            batches: c.batches.load(Ordering::Relaxed),
-            records: c.records.load(Ordering::Relaxed),
-            largest_batch: c.largest_batch.load(Ordering::Relaxed),
-        }
+        self.inner.shared.stats.snapshot()
     }
 
     /// Forces everything written so far to disk (at shutdown, or when

@@ -20,12 +20,65 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{keys, StoreError};
-use crate::domain::Decision;
+use crate::domain::{Decision, Evaluation};
 
 /// `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 const HASH_LEN: usize = 64;
+
+/// `eval` sealed as the link after a head: what both backends store and
+/// answer.
+pub(super) struct Sealed {
+    pub seq: u64,
+    /// The hashed bytes (the record without its hash).
+    pub body: Vec<u8>,
+    pub hash: String,
+    /// The stored value: hash and body ([`encode_record`]).
+    pub value: Vec<u8>,
+    /// The decision as a later read returns it, so the reply to the append
+    /// is byte for byte what reads return.
+    pub stored: Decision,
+}
+
+/// Seal `eval` as the link after `head` and move `head` to it.
+pub(super) fn seal(head: &mut Head, eval: Evaluation) -> Result<Sealed, StoreError> {
+    let seq = head.seq + 1;
+    // INVARIANT: decided_at never decreases along the chain, whichever
+    // clock (or replica's clock) is behind: time-range queries translate
+    // instants to seq ranges through it.
+    let now = Timestamp::now();
+    let decided_at = head.decided_at.map_or(now, |last| now.max(last));
+    let unsealed = Decision {
+        id: keys::decision_id(seq),
+        seq,
+        verdict: eval.verdict,
+        reasons: eval.reasons,
+        policies: eval.policies,
+        request: eval.request,
+        freezes: eval.freezes,
+        decided_at,
+        prev_hash: head.hash.clone(),
+        hash: String::new(),
+    };
+    let body = serde_json::to_vec(&unsealed)
+        .map_err(|e| StoreError::Storage(format!("encoding decision {seq}: {e}")))?;
+    let hash = link_hash(&head.hash, &body);
+    let value = encode_record(&hash, &body);
+    let stored = decode(seq, &value)?;
+    *head = Head {
+        seq,
+        hash: hash.clone(),
+        decided_at: Some(decided_at),
+    };
+    Ok(Sealed {
+        seq,
+        body,
+        hash,
+        value,
+        stored,
+    })
+}
 
 /// The last record of the chain, persisted under `h` in the same batch as
 /// the records so that after a crash it never points past or short of them.

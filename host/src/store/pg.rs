@@ -601,22 +601,11 @@ impl PgStore {
     }
 
     pub fn head(&self) -> (u64, String) {
-        let h = self
-            .inner
-            .shared
-            .head
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        (h.seq, h.hash.clone())
+        super::head_of(&self.inner.shared.head)
     }
 
     pub fn stats(&self) -> StoreStats {
-        let c = &self.inner.shared.stats;
-        StoreStats {
-            batches: c.batches.load(Ordering::Relaxed),
-            records: c.records.load(Ordering::Relaxed),
-            largest_batch: c.largest_batch.load(Ordering::Relaxed),
-        }
+        self.inner.shared.stats.snapshot()
     }
 
     pub fn put_checkpoint(&self, note: &str) -> Result<(), StoreError> {

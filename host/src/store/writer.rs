@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, Head};
@@ -172,30 +171,9 @@ impl Writer {
         batch: &mut sled::Batch,
         fresh: &mut Fresh,
     ) -> Result<Appended, StoreError> {
-        let seq = head.seq + 1;
-        // INVARIANT: decided_at never decreases along the chain; time-range
-        // queries translate instants to seq ranges through it.
-        let now = Timestamp::now();
-        let decided_at = head.decided_at.map_or(now, |last| now.max(last));
-        let unsealed = Decision {
-            id: keys::decision_id(seq),
-            seq,
-            verdict: eval.verdict,
-            reasons: eval.reasons,
-            policies: eval.policies,
-            request: eval.request,
-            freezes: eval.freezes,
-            decided_at,
-            prev_hash: head.hash.clone(),
-            hash: String::new(),
-        };
-        let body = serde_json::to_vec(&unsealed)
-            .map_err(|e| StoreError::Storage(format!("encoding decision {seq}: {e}")))?;
-        let hash = chain::link_hash(&head.hash, &body);
-        let value = chain::encode_record(&hash, &body);
-        // Answer with the decision as stored, not as built, so the reply to
-        // the append is byte-for-byte what a later read returns.
-        let stored = chain::decode(seq, &value)?;
+        let chain::Sealed {
+            seq, value, stored, ..
+        } = chain::seal(head, eval)?;
 
         let dep = &stored.request.deployment;
         batch.insert(&keys::record(seq), value);
@@ -208,7 +186,7 @@ impl Writer {
             keys::index(keys::BY_VERDICT, stored.verdict.as_str(), seq),
             &[][..],
         );
-        batch.insert(keys::time(decided_at, seq), &[][..]);
+        batch.insert(keys::time(stored.decided_at, seq), &[][..]);
         for p in &stored.policies {
             batch.insert(keys::used_digest(&p.digest), &[][..]);
         }
@@ -219,11 +197,6 @@ impl Writer {
             );
             fresh.insert(key.to_string(), (fingerprint, stored.clone()));
         }
-        *head = Head {
-            seq,
-            hash,
-            decided_at: Some(decided_at),
-        };
         Ok(Appended::New(stored))
     }
 }

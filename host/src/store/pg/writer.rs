@@ -9,13 +9,12 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use postgres::{Client, Transaction};
 use tokio::sync::mpsc;
 
 use super::super::chain::{self, Head};
 use super::super::writer::Job;
-use super::super::{keys, same_request, Appended, StoreError};
+use super::super::{same_request, Appended, StoreError};
 use super::{from_nanos, nanos, stored_for_key, Fresh, PgError, PgShared, Target};
 use crate::domain::{Decision, Evaluation, Fingerprint};
 
@@ -223,28 +222,13 @@ fn append_new(
     rows: &mut Rows,
     fresh: &mut Fresh,
 ) -> Result<Appended, StoreError> {
-    let seq = head.seq + 1;
-    // INVARIANT: decided_at never decreases along the chain, whichever
-    // replica's clock is behind: time-range queries rely on it.
-    let now = Timestamp::now();
-    let decided_at = head.decided_at.map_or(now, |last| now.max(last));
-    let unsealed = Decision {
-        id: keys::decision_id(seq),
+    let chain::Sealed {
         seq,
-        verdict: eval.verdict,
-        reasons: eval.reasons,
-        policies: eval.policies,
-        request: eval.request,
-        freezes: eval.freezes,
-        decided_at,
-        prev_hash: head.hash.clone(),
-        hash: String::new(),
-    };
-    let body = serde_json::to_vec(&unsealed)
-        .map_err(|e| StoreError::Storage(format!("encoding decision {seq}: {e}")))?;
-    let hash = chain::link_hash(&head.hash, &body);
-    // Answer with the decision as stored, so the reply is what reads return.
-    let stored = chain::decode(seq, &chain::encode_record(&hash, &body))?;
+        body,
+        hash,
+        stored,
+        ..
+    } = chain::seal(head, eval)?;
     rows.push(&stored, &hash, body);
     if let Some(key) = stored.request.idempotency_key.clone() {
         rows.keys.push(key.clone());
@@ -252,11 +236,6 @@ fn append_new(
         rows.key_seqs.push(seq as i64);
         fresh.insert(key, (fingerprint, stored.clone()));
     }
-    *head = Head {
-        seq,
-        hash,
-        decided_at: Some(decided_at),
-    };
     Ok(Appended::New(stored))
 }
 
