@@ -44,7 +44,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 pub use chain::{verify_exported, BrokenLink, VerifyReport, GENESIS};
 pub use query::{Page, Query, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE_BYTES};
@@ -550,16 +550,7 @@ impl SledStore {
         eval: Evaluation,
         fingerprint: Option<Fingerprint>,
     ) -> Result<Appended, StoreError> {
-        let tx = self.inner.tx.as_ref().ok_or(StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        tx.send(writer::Job {
-            eval,
-            fingerprint,
-            reply,
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        writer::submit(self.inner.tx.as_ref(), eval, fingerprint).await
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Decision>, StoreError> {

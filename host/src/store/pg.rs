@@ -40,7 +40,7 @@ use jiff::Timestamp;
 use postgres::error::SqlState;
 use postgres::{Client, NoTls};
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::chain::{self, Head};
 use super::query::Paged;
@@ -412,16 +412,7 @@ impl PgStore {
         eval: Evaluation,
         fingerprint: Option<Fingerprint>,
     ) -> Result<Appended, StoreError> {
-        let tx = self.inner.tx.as_ref().ok_or(StoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        tx.send(super::writer::Job {
-            eval,
-            fingerprint,
-            reply,
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        super::writer::submit(self.inner.tx.as_ref(), eval, fingerprint).await
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Decision>, StoreError> {

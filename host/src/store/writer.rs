@@ -26,6 +26,25 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
+/// Hand `eval` to a writer (either backend's) and wait for its answer,
+/// which comes only once the batch holding it is durable.
+pub(super) async fn submit(
+    tx: Option<&mpsc::Sender<Job>>,
+    eval: Evaluation,
+    fingerprint: Option<Fingerprint>,
+) -> Result<Appended, StoreError> {
+    let tx = tx.ok_or(StoreError::Closed)?;
+    let (reply, answer) = oneshot::channel();
+    tx.send(Job {
+        eval,
+        fingerprint,
+        reply,
+    })
+    .await
+    .map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
+}
+
 pub(super) struct Writer {
     pub db: sled::Db,
     pub tree: sled::Tree,
