@@ -492,3 +492,61 @@ fn component_importing_wasi_http_is_refused_at_upload_naming_the_import() {
     );
     assert_host_fine();
 }
+
+#[test]
+fn no_state_survives_from_one_evaluation_to_the_next() {
+    // `remember` counts its evaluations in a static and marks every page of
+    // a 2 MiB region, then answers promote only if it found neither count
+    // nor marks. The host resets a freed instance's memory in place where
+    // it can (the pages the guest wrote, copied back from the image) and
+    // unmaps the rest; either way the next instance must start from the
+    // component's initial state. Checked from the plain component and from
+    // a pre-initialised snapshot (whose image holds the parsed settings),
+    // on two threads at once so instances reuse each other's pool slots.
+    let engine = engine();
+    let plain = Limits {
+        fuel: 50_000_000,
+        memory_bytes: 32 << 20,
+        ..tight()
+    };
+    // Other limits, so the snapshot (keyed by them) serves only this one.
+    let snap = Limits {
+        fuel: plain.fuel + 1,
+        ..plain
+    };
+    for (service, limits) in [("remember", plain), ("remember-snap", snap)] {
+        engine
+            .put_binding(service, binding(service, "remember", limits, OnError::Hold))
+            .unwrap();
+    }
+    let set = engine.snapshot();
+    let req = request("remember-snap");
+    let b = Engine::matching(&set, &req)[0];
+    let prepared = engine
+        .runtime()
+        .prepare(&b.policy, r#"{"mode":"remember"}"#, &snap)
+        .expect("the snapshot builds");
+    assert!(prepared, "misbehave exports `preinit`");
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            s.spawn(move || {
+                for i in 0..40 {
+                    let service = if (i + t) % 2 == 0 {
+                        "remember"
+                    } else {
+                        "remember-snap"
+                    };
+                    let eval = decide(service);
+                    let p = &eval.policies[0];
+                    assert_eq!(p.error, None, "{service}, evaluation {i}: {p:?}");
+                    assert_eq!(
+                        p.reasons[0].message,
+                        "fresh instance: nothing left by an earlier evaluation"
+                    );
+                    assert_eq!(eval.verdict, Verdict::Promote);
+                }
+            });
+        }
+    });
+    assert_host_fine();
+}

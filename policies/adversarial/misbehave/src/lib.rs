@@ -6,6 +6,7 @@
 //! recursion pointless and deleting the very thing under test.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use serde::Deserialize;
 use verdict_sdk::*;
@@ -36,7 +37,40 @@ const MODES: &[&str] = &[
     "huge-abstain",
     "many-reasons",
     "log-flood",
+    "remember",
 ];
+
+/// What `remember` leaves behind in its instance: how many evaluations the
+/// instance has run, and a mark on every page of a 2 MiB zeroed region,
+/// more than the host keeps mapped between instances. A fresh instance sees
+/// a count of zero and no mark, whether the host reset the pages in place
+/// or unmapped them.
+static RUNS: AtomicU32 = AtomicU32::new(0);
+const PAGE: usize = 4096;
+static MARKS: [AtomicU8; 2 << 20] = [const { AtomicU8::new(0) }; 2 << 20];
+
+/// `remember`: vote promote only in a fresh instance, then leave state
+/// behind for the next evaluation to find if it is not reset.
+fn remember() -> Result<Outcome, String> {
+    let earlier = RUNS.fetch_add(1, Ordering::Relaxed);
+    let marked = MARKS
+        .iter()
+        .step_by(PAGE)
+        .filter(|m| m.load(Ordering::Relaxed) != 0)
+        .count();
+    for m in MARKS.iter().step_by(PAGE) {
+        m.store(1, Ordering::Relaxed);
+    }
+    if earlier == 0 && marked == 0 {
+        Ok(Outcome::promote(vec![Reason::new(
+            "fresh instance: nothing left by an earlier evaluation",
+        )]))
+    } else {
+        Err(format!(
+            "state leaked: {earlier} earlier evaluations counted, {marked} pages marked"
+        ))
+    }
+}
 
 fn mode(settings: &str) -> Result<String, String> {
     let s: Settings = parse_settings(settings)?;
@@ -117,6 +151,7 @@ impl Policy for Misbehave {
                 }
                 Ok(Outcome::promote(vec![Reason::new("logged a lot")]))
             }
+            "remember" => remember(),
             other => Err(format!("mode `{other}` is validated but not implemented")),
         }
     }
