@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use verdict_sdk::output::fixed;
 use verdict_sdk::{Outcome, Reason};
 
 use crate::classify::{Class, MetricResult};
@@ -254,7 +255,7 @@ fn shift_reason(r: &MetricResult, settings: &Settings) -> Reason {
 
 /// A mean ratio with two decimals at most: "1.28", "0.84", "5".
 fn ratio(q: f64) -> String {
-    let s = format!("{q:.2}");
+    let s = fixed(q, 2);
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
@@ -273,13 +274,13 @@ pub fn num(v: f64) -> String {
     } else if !(1e-4..1e6).contains(&a) {
         return format!("{v:.3e}");
     } else if a >= 1000.0 {
-        format!("{v:.0}")
+        fixed(v, 0)
     } else if a >= 100.0 {
-        format!("{v:.1}")
+        fixed(v, 1)
     } else if a >= 1.0 {
-        format!("{v:.2}")
+        fixed(v, 2)
     } else {
-        format!("{v:.4}")
+        fixed(v, 4)
     };
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
