@@ -4,8 +4,9 @@
 
 use verdict_sdk::stats::{mean, quantile};
 
-use crate::mannwhitney::{mann_whitney, MannWhitney};
+use crate::mannwhitney::{mann_whitney_sorted, MannWhitney};
 use crate::settings::{MetricConfig, NanStrategy, OutlierStrategy, Settings};
+use crate::sort::sort_samples;
 
 /// Samples kept per side. Beyond this the sorted samples are thinned to evenly
 /// spaced order statistics: the empirical distribution is preserved while the
@@ -97,13 +98,13 @@ pub fn classify(
         r.shortcut = Some(Shortcut::SingleValue);
         return r;
     }
-    let Some(mw) = mann_whitney(&x, &y, settings.confidence) else {
+    let Some(mw) = mann_whitney_sorted(&x, &y, settings.confidence) else {
         // Only reachable when every observation is tied: nothing moved.
         r.shortcut = Some(Shortcut::SingleValue);
         return r;
     };
     r.stats = Some(mw);
-    r.ratio = mean_ratio(&x, &y);
+    r.ratio = mean_ratio(r.canary_mean, &y);
 
     let es = &cfg.effect_size;
     let margin = settings.tolerance * mw.estimate.abs();
@@ -143,7 +144,7 @@ fn prepare(raw: &[f64], cfg: &MetricConfig) -> Vec<f64> {
             }
         })
         .collect();
-    v.sort_by(f64::total_cmp);
+    sort_samples(&mut v);
     if cfg.outliers.strategy == OutlierStrategy::Remove && v.len() >= 4 {
         if let (Some(q1), Some(q3)) = (quantile(&v, 0.25), quantile(&v, 0.75)) {
             let reach = cfg.outliers.factor * (q3 - q1);
@@ -164,8 +165,8 @@ fn prepare(raw: &[f64], cfg: &MetricConfig) -> Vec<f64> {
 /// canary mean / baseline mean, Kayenta's effect size. Defined only for a
 /// positive baseline mean: latencies, rates and counts are non-negative, and
 /// a zero baseline has no ratio at all.
-fn mean_ratio(x: &[f64], y: &[f64]) -> Option<f64> {
-    let (mx, my) = (mean(x)?, mean(y)?);
+fn mean_ratio(canary_mean: Option<f64>, y: &[f64]) -> Option<f64> {
+    let (mx, my) = (canary_mean?, mean(y)?);
     let q = mx / my;
     (my > 0.0 && q.is_finite()).then_some(q)
 }

@@ -8,12 +8,16 @@
 //! promote / hold / rollback. See README.md for every setting.
 //!
 //! Layout: `settings` (the binding's settings), `mannwhitney` (the
-//! statistics), `classify` (one metric), `score` (verdict and reasons).
+//! statistics), `differences` (order statistics of the pairwise differences
+//! the statistics need), `sort` (the samples' sort), `classify` (one
+//! metric), `score` (verdict and reasons).
 
 pub mod classify;
+pub mod differences;
 pub mod mannwhitney;
 pub mod score;
 pub mod settings;
+pub mod sort;
 
 use std::collections::BTreeSet;
 

@@ -6,6 +6,7 @@
 //! `scipy.optimize.brentq`, which agreed with the closed form to 1e-9.
 
 use super::*;
+use crate::differences::{differences_at, Runs};
 
 const LATENCY_CANARY: [f64; 20] = [
     131.2, 122.5, 135.9, 140.1, 129.7, 133.3, 138.8, 119.0, 136.4, 131.9, 142.6, 130.0, 134.7,
@@ -126,88 +127,134 @@ fn lcg(seed: &mut u64) -> f64 {
     ((*seed >> 11) as f64) / ((1u64 << 53) as f64)
 }
 
+/// Every pairwise difference, sorted: the reference the selection must
+/// match bit for bit (up to the sign of zero, which `mann_whitney` drops).
+fn all_differences(xs: &[f64], ys: &[f64]) -> Vec<f64> {
+    let mut all: Vec<f64> = xs
+        .iter()
+        .flat_map(|x| ys.iter().map(move |y| x - y))
+        .collect();
+    all.sort_unstable_by(f64::total_cmp);
+    all
+}
+
+/// The selection on two sorted samples.
+fn select<const N: usize>(xs: &[f64], ys: &[f64], ranks: [u64; N]) -> [f64; N] {
+    differences_at(&Runs::new(xs), &Runs::new(ys), ranks)
+}
+
+#[track_caller]
+fn same(got: f64, want: f64, what: &str) {
+    assert_eq!(
+        (got + 0.0).to_bits(),
+        (want + 0.0).to_bits(),
+        "{what}: {got} != {want}"
+    );
+}
+
+/// Samples of `n` values: uniform, coarsely rounded to force ties, skewed,
+/// with outliers, or from a handful of values (`kind` picks).
+fn sample(seed: &mut u64, n: usize, kind: usize, centre: f64) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..n)
+        .map(|_| {
+            let u = lcg(seed);
+            match kind % 6 {
+                0 => centre + (u - 0.5) * 50.0,
+                1 => centre + ((u - 0.5) * 200.0).round() / 4.0,
+                2 => centre + (u.powi(4) * 1e4 * 1000.0).round() / 1000.0,
+                3 if u < 0.02 => centre + 1e12 * (u - 0.01),
+                3 => centre + (u - 0.5) * 10.0,
+                4 => centre + (u * 4.0).floor(),
+                _ => centre + ((u - 0.5) * 1e6).round() * 1e-9,
+            }
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
 #[test]
-fn kth_difference_matches_brute_force() {
+fn differences_at_match_brute_force_for_every_rank() {
     let mut seed = 7;
-    for round in 0..60 {
+    for round in 0..120 {
         let n = 1 + (lcg(&mut seed) * 30.0) as usize;
         let m = 1 + (lcg(&mut seed) * 30.0) as usize;
-        // Coarse rounding on some rounds to force ties and negative values.
-        let q = if round % 2 == 0 { 4.0 } else { 1000.0 };
-        let mut xs: Vec<f64> = (0..n)
-            .map(|_| ((lcg(&mut seed) - 0.4) * 50.0 * q).round() / q)
-            .collect();
-        let mut ys: Vec<f64> = (0..m)
-            .map(|_| ((lcg(&mut seed) - 0.5) * 50.0 * q).round() / q)
-            .collect();
-        xs.sort_by(f64::total_cmp);
-        ys.sort_by(f64::total_cmp);
-        let mut all: Vec<f64> = xs
-            .iter()
-            .flat_map(|x| ys.iter().map(move |y| x - y))
-            .collect();
-        all.sort_by(f64::total_cmp);
+        let xs = sample(&mut seed, n, round, 0.0);
+        let shift = lcg(&mut seed) * 20.0 - 10.0;
+        let ys = sample(&mut seed, m, round / 6, shift);
+        let all = all_differences(&xs, &ys);
         for k in 1..=all.len() as u64 {
-            assert_eq!(kth_difference(&xs, &ys, k), all[k as usize - 1], "k={k}");
+            let [got] = select(&xs, &ys, [k]);
+            same(got, all[k as usize - 1], &format!("round {round} k={k}"));
         }
     }
-}
-
-/// The plain bisection over f64 bit patterns that `kth_difference` replaced:
-/// the reference its answers must equal, bit for bit.
-fn kth_by_bisection(xs: &[f64], ys: &[f64], k: u64) -> f64 {
-    let (mut lo, mut hi) = (
-        order_key(xs[0] - ys[ys.len() - 1]),
-        order_key(xs[xs.len() - 1] - ys[0]),
-    );
-    if count_around(xs, ys, from_key(lo)).at_most >= k {
-        return from_key(lo);
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if count_around(xs, ys, from_key(mid)).at_most >= k {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    from_key(hi)
 }
 
 #[test]
-fn kth_difference_matches_bisection_on_large_samples() {
+fn differences_at_match_brute_force_for_rank_sets() {
+    let mut seed = 3;
+    for round in 0..300 {
+        let n = 1 + (lcg(&mut seed) * 60.0) as usize;
+        let m = 1 + (lcg(&mut seed) * 60.0) as usize;
+        let xs = sample(&mut seed, n, round, 0.0);
+        let shift = lcg(&mut seed) * 4.0 - 2.0;
+        let ys = sample(&mut seed, m, round / 6, shift);
+        let all = all_differences(&xs, &ys);
+        let pairs = all.len() as u64;
+        // Random ranks, repeats and neighbours included, in any order.
+        let mut rank = || 1 + ((lcg(&mut seed) * pairs as f64) as u64).min(pairs - 1);
+        let a = rank();
+        let ranks = [a, rank(), (a + 1).min(pairs), a, rank()];
+        let got = select(&xs, &ys, ranks);
+        for (k, g) in ranks.iter().zip(got) {
+            same(
+                g,
+                all[*k as usize - 1],
+                &format!("round {round} k={k} of {ranks:?}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn differences_at_match_brute_force_on_large_samples() {
     let mut seed = 11;
-    for round in 0..6 {
+    for round in 0..12 {
         let n = 300 + (lcg(&mut seed) * 900.0) as usize;
         let m = 300 + (lcg(&mut seed) * 900.0) as usize;
-        let q = [1.0, 1000.0, 1e6][round % 3];
-        let mut xs: Vec<f64> = (0..n)
-            .map(|_| ((lcg(&mut seed).powi(3) - 0.2) * 500.0 * q).round() / q)
-            .collect();
-        let mut ys: Vec<f64> = (0..m)
-            .map(|_| ((lcg(&mut seed) - 0.5) * 400.0 * q).round() / q)
-            .collect();
-        xs.sort_by(f64::total_cmp);
-        ys.sort_by(f64::total_cmp);
-        let pairs = (n * m) as u64;
-        for k in [
+        let xs = sample(&mut seed, n, round, 1.0);
+        let ys = sample(&mut seed, m, round + round / 6, 0.0);
+        let all = all_differences(&xs, &ys);
+        let pairs = all.len() as u64;
+        // The ranks `mann_whitney` asks for, and the extremes.
+        let (lo, hi) = interval_ranks(pairs, 2.3263478740408408, (pairs as f64 * 200.0).sqrt());
+        let ranks = [
+            pairs / 2,
+            pairs / 2 + 1,
+            lo,
+            hi,
             1,
             2,
             pairs / 100,
-            pairs / 3,
-            pairs / 2,
-            pairs / 2 + 1,
             pairs - 7,
             pairs,
-        ] {
-            let k = k.max(1);
-            let (got, want) = (kth_difference(&xs, &ys, k), kth_by_bisection(&xs, &ys, k));
-            assert_eq!(
-                (got + 0.0).to_bits(),
-                (want + 0.0).to_bits(),
-                "round {round} k={k}"
-            );
+        ];
+        let got = select(&xs, &ys, ranks);
+        for (k, g) in ranks.iter().zip(got) {
+            same(g, all[*k as usize - 1], &format!("round {round} k={k}"));
         }
+    }
+}
+
+#[test]
+fn differences_at_handle_extremes() {
+    // Differences that overflow to infinity, and zeros of both signs.
+    let xs = [-1.7e308, -1.0, -0.0, 0.0, 1.7e308];
+    let ys = [-1.7e308, -0.0, 0.0, 2.0, 1.7e308];
+    let all = all_differences(&xs, &ys);
+    for k in 1..=all.len() as u64 {
+        let [got] = select(&xs, &ys, [k]);
+        same(got, all[k as usize - 1], &format!("k={k}"));
     }
 }
 

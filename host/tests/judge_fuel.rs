@@ -1,0 +1,184 @@
+//! Fuel the canary judge spends, from the plain component and from its
+//! pre-initialised snapshot, with the built-in's default binding, on the
+//! benchmark's two requests (`benches/decide.rs`: 2 series × 40 samples, and
+//! 10 metrics × 1,000 samples per side whose samples take 23 distinct values
+//! per metric and side) and on a "smooth" variant of the large one whose
+//! samples are all distinct. Fuel is deterministic, so unlike a timing it can
+//! be compared across machines and runs.
+//!
+//! Ignored by default (it measures, it asserts nothing about the numbers):
+//! `cargo test -p verdict --test judge_fuel -- --ignored --nocapture`.
+//! `JUDGE_WASM=<component>` measures another build of the judge instead of
+//! the embedded built-in; `JUDGE_ANSWERS=<file>` writes each answer
+//! (verdict, reasons, log), on the three requests and on every fixture of
+//! `policies/canary-judge/fixtures`, as JSON: to compare two builds' outputs.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use verdict::builtin::{default_binding, BUILTINS};
+use verdict::cli::fixtures::{Fixture, DEFAULT_FIXTURE_TIME};
+use verdict::domain::{DecisionRequest, PolicyResult};
+use verdict::engine::{ActiveBinding, ActiveSet, Engine};
+
+/// The benchmark's request (`benches/decide.rs`, `request_json`).
+fn small_request() -> DecisionRequest {
+    let baseline: Vec<f64> = (0..40).map(|i| 100.0 + (i % 7) as f64).collect();
+    let canary: Vec<f64> = (0..40).map(|i| 101.0 + (i % 5) as f64).collect();
+    let errors: Vec<f64> = (0..40).map(|i| 0.001 + 0.0001 * (i % 3) as f64).collect();
+    serde_json::from_value(serde_json::json!({
+        "deployment": {"service": "checkout", "environment": "production", "version": "v2",
+                       "previous_version": "v1", "traffic_percent": 10.0},
+        "change": {"files_changed": 4, "lines_added": 120, "lines_removed": 30,
+                   "paths": ["src/cart.rs", "src/api/handlers.rs"], "ticket": "OPS-7"},
+        "metrics": [
+            {"name": "latency_p99_ms", "baseline": baseline, "canary": canary},
+            {"name": "error_rate", "baseline": errors, "canary": errors},
+            {"name": "burn_rate_1h", "value": 0.8}, {"name": "burn_rate_5m", "value": 0.9}
+        ],
+        "time": "2026-03-03T10:00:00Z"
+    }))
+    .expect("valid request")
+}
+
+/// The benchmark's large request (`benches/decide.rs`, `large_request`).
+fn large_request() -> DecisionRequest {
+    let metrics: Vec<serde_json::Value> = (0..10)
+        .map(|m| {
+            let baseline: Vec<f64> = (0..1000)
+                .map(|i| 100.0 + ((i * 7 + m) % 23) as f64)
+                .collect();
+            let canary: Vec<f64> = (0..1000)
+                .map(|i| 100.5 + ((i * 11 + m) % 23) as f64)
+                .collect();
+            serde_json::json!({"name": format!("metric_{m}"), "baseline": baseline, "canary": canary})
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "deployment": {"service": "checkout", "environment": "production", "version": "v2"},
+        "metrics": metrics,
+        "time": "2026-03-03T10:00:00Z"
+    }))
+    .expect("valid request")
+}
+
+/// Like the large request, but with continuous samples (no two alike): the
+/// order statistics cannot lean on runs of equal values there.
+fn smooth_request() -> DecisionRequest {
+    // Deterministic and spread out: sums of fractional parts of multiples of
+    // irrational numbers, roughly bell-shaped.
+    let bell = |i: usize, m: usize, a: [f64; 3]| {
+        let frac = |c: f64| ((i * 10 + m) as f64 * c).fract();
+        frac(a[0]) + frac(a[1]) + frac(a[2])
+    };
+    let metrics: Vec<serde_json::Value> = (0..10)
+        .map(|m| {
+            let baseline: Vec<f64> = (0..1000)
+                .map(|i| 100.0 + 10.0 * bell(i, m, [0.618_033_988_7, 0.414_213_562_4, 0.732_050_807_6]))
+                .collect();
+            let canary: Vec<f64> = (0..1000)
+                .map(|i| 100.5 + 10.0 * bell(i, m, [0.236_067_977_5, 0.645_751_311_1, 0.162_277_660_2]))
+                .collect();
+            serde_json::json!({"name": format!("metric_{m}"), "baseline": baseline, "canary": canary})
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "deployment": {"service": "checkout", "environment": "production", "version": "v2"},
+        "metrics": metrics,
+        "time": "2026-03-03T10:00:00Z"
+    }))
+    .expect("valid request")
+}
+
+fn answer(r: &PolicyResult) -> serde_json::Value {
+    serde_json::json!({
+        "verdict": r.verdict,
+        "abstained": r.abstained,
+        "reasons": r.reasons,
+        "error": r.error,
+        "log": r.log,
+    })
+}
+
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn canary_judge_fuel() {
+    let bytes = match std::env::var("JUDGE_WASM") {
+        Ok(path) => std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
+        Err(_) => BUILTINS
+            .iter()
+            .find(|b| b.name == "canary-judge")
+            .expect("built-in")
+            .component
+            .to_vec(),
+    };
+    let engine = Engine::new(None).expect("engine");
+    let policy = Arc::new(engine.compile("canary-judge", &bytes).expect("compiles"));
+    let binding = default_binding("canary-judge");
+    let active = ActiveBinding::new("canary-judge", binding.clone(), policy.clone());
+    let now: Timestamp = "2026-03-03T10:00:00Z".parse().unwrap();
+    let mut answers = serde_json::Map::new();
+    for snapshot in [false, true] {
+        if snapshot {
+            let built = engine
+                .runtime()
+                .prepare(&policy, &binding.settings.to_string(), &binding.limits)
+                .expect("snapshot");
+            assert!(built, "the judge exports `preinit`");
+        }
+        let requests = [
+            ("2x40", small_request()),
+            ("10x1000", large_request()),
+            ("smooth", smooth_request()),
+        ];
+        for (label, req) in requests {
+            let eval = engine
+                .evaluate_with(&ActiveSet::default(), &[&active], req, now, false)
+                .expect("decides");
+            let p = &eval.policies[0];
+            assert!(p.error.is_none(), "{:?}", p.error);
+            let mode = if snapshot { "snapshot" } else { "plain" };
+            eprintln!(
+                "canary-judge {label:<8} {mode:<9} fuel {:>11}  {:?}",
+                p.fuel_used, p.verdict
+            );
+            answers.insert(format!("{label} {mode}"), answer(p));
+        }
+    }
+    if let Ok(path) = std::env::var("JUDGE_ANSWERS") {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../policies/canary-judge/fixtures");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        let fixture_time: Timestamp = DEFAULT_FIXTURE_TIME.parse().unwrap();
+        for path in paths {
+            let f: Fixture =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let binding = verdict::domain::Binding {
+                settings: f
+                    .settings
+                    .clone()
+                    .unwrap_or_else(|| binding.settings.clone()),
+                limits: f.limits.unwrap_or_default(),
+                ..binding.clone()
+            };
+            let active = ActiveBinding::new("canary-judge", binding, policy.clone());
+            let eval = engine
+                .evaluate_with(
+                    &ActiveSet::default(),
+                    &[&active],
+                    f.input,
+                    fixture_time,
+                    false,
+                )
+                .expect("decides");
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            answers.insert(name, answer(&eval.policies[0]));
+        }
+        let text = serde_json::to_string_pretty(&answers).unwrap();
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
