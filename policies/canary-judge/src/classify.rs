@@ -2,11 +2,11 @@
 //! clean the samples, then Nodata / Pass / High / Low from the rank test's
 //! confidence interval and the mean-ratio effect size.
 
-use verdict_sdk::stats::{mean, quantile};
+use verdict_sdk::stats::quantile;
 
-use crate::mannwhitney::{mann_whitney_sorted, MannWhitney};
+use crate::mannwhitney::{mann_whitney_runs, MannWhitney};
+use crate::runs::{sort_samples, Runs};
 use crate::settings::{MetricConfig, NanStrategy, OutlierStrategy, Settings};
-use crate::sort::sort_samples;
 
 /// Samples kept per side. Beyond this the sorted samples are thinned to evenly
 /// spaced order statistics: the empirical distribution is preserved while the
@@ -73,11 +73,11 @@ pub fn classify(
         class: Class::Pass,
         data_required: cfg.must_have_data,
         critical_failure: false,
-        baseline_n: y.len(),
-        canary_n: x.len(),
+        baseline_n: y.total() as usize,
+        canary_n: x.total() as usize,
         stats: None,
         ratio: None,
-        canary_mean: mean(&x),
+        canary_mean: x.mean(),
         allowed: cfg.effect_size.allowed_increase,
         shortcut: None,
     };
@@ -85,26 +85,30 @@ pub fn classify(
         r.class = Class::Nodata;
         return r;
     }
-    if x.len() < settings.min_samples || y.len() < settings.min_samples {
+    if r.canary_n < settings.min_samples || r.baseline_n < settings.min_samples {
         r.class = Class::TooFew;
         return r;
     }
     // `prepare` sorted both sides, so equal multisets compare equal here.
-    if x == y {
+    if x.same_samples(&y) {
         r.shortcut = Some(Shortcut::Identical);
         return r;
     }
-    if x[0] == x[x.len() - 1] && y[0] == y[y.len() - 1] && x[0] == y[0] {
+    let (first, last) = (
+        |r: &Runs| r.values[0],
+        |r: &Runs| r.values[r.values.len() - 1],
+    );
+    if first(&x) == last(&x) && first(&y) == last(&y) && first(&x) == first(&y) {
         r.shortcut = Some(Shortcut::SingleValue);
         return r;
     }
-    let Some(mw) = mann_whitney_sorted(&x, &y, settings.confidence) else {
+    let Some(mw) = mann_whitney_runs(&x, &y, settings.confidence) else {
         // Only reachable when every observation is tied: nothing moved.
         r.shortcut = Some(Shortcut::SingleValue);
         return r;
     };
     r.stats = Some(mw);
-    r.ratio = mean_ratio(r.canary_mean, &y);
+    r.ratio = mean_ratio(r.canary_mean, y.mean());
 
     let es = &cfg.effect_size;
     let margin = settings.tolerance * mw.estimate.abs();
@@ -130,8 +134,8 @@ pub fn classify(
 
 /// Clean one side: missing values per `nan_strategy`, infinities dropped
 /// (they have a rank but no mean or shift), optional IQR outlier removal,
-/// thinning to [`MAX_SAMPLES`]. Returns the samples sorted.
-fn prepare(raw: &[f64], cfg: &MetricConfig) -> Vec<f64> {
+/// thinning to [`MAX_SAMPLES`]. Returns the samples sorted, as runs.
+fn prepare(raw: &[f64], cfg: &MetricConfig) -> Runs {
     let mut v: Vec<f64> = raw
         .iter()
         .filter_map(|&s| {
@@ -144,8 +148,12 @@ fn prepare(raw: &[f64], cfg: &MetricConfig) -> Vec<f64> {
             }
         })
         .collect();
+    let outliers = cfg.outliers.strategy == OutlierStrategy::Remove && v.len() >= 4;
+    if !outliers && v.len() <= MAX_SAMPLES {
+        return Runs::sort(v);
+    }
     sort_samples(&mut v);
-    if cfg.outliers.strategy == OutlierStrategy::Remove && v.len() >= 4 {
+    if outliers {
         if let (Some(q1), Some(q3)) = (quantile(&v, 0.25), quantile(&v, 0.75)) {
             let reach = cfg.outliers.factor * (q3 - q1);
             let (lo, hi) = (q1 - reach, q3 + reach);
@@ -159,14 +167,14 @@ fn prepare(raw: &[f64], cfg: &MetricConfig) -> Vec<f64> {
             .map(|i| v[((i as f64 * step).round() as usize).min(v.len() - 1)])
             .collect();
     }
-    v
+    Runs::new(&v)
 }
 
 /// canary mean / baseline mean, Kayenta's effect size. Defined only for a
 /// positive baseline mean: latencies, rates and counts are non-negative, and
 /// a zero baseline has no ratio at all.
-fn mean_ratio(canary_mean: Option<f64>, y: &[f64]) -> Option<f64> {
-    let (mx, my) = (canary_mean?, mean(y)?);
+fn mean_ratio(canary_mean: Option<f64>, baseline_mean: Option<f64>) -> Option<f64> {
+    let (mx, my) = (canary_mean?, baseline_mean?);
     let q = mx / my;
     (my > 0.0 && q.is_finite()).then_some(q)
 }

@@ -58,63 +58,7 @@
 //! in the bracket lie on either side of it, so whatever the values, the
 //! bracket shrinks geometrically and the search ends.
 
-/// A sorted sample as runs of equal values.
-#[derive(Debug, Clone)]
-pub struct Runs {
-    /// The distinct values, ascending.
-    pub values: Vec<f64>,
-    /// `starts[i]` is the number of samples before run `i`; one more entry
-    /// at the end holds the number of samples.
-    pub starts: Vec<u32>,
-}
-
-impl Runs {
-    /// The runs of a sample sorted ascending (in `f64::total_cmp` order).
-    /// Values equal as numbers share a run (`-0.0` and `0.0`).
-    pub fn new(sorted: &[f64]) -> Runs {
-        let mut values = Vec::with_capacity(sorted.len());
-        let mut starts = Vec::with_capacity(sorted.len() + 1);
-        let mut last = f64::NAN; // equal to nothing
-        for (i, &v) in sorted.iter().enumerate() {
-            if v != last {
-                values.push(v);
-                starts.push(i as u32);
-                last = v;
-            }
-        }
-        starts.push(sorted.len() as u32);
-        Runs { values, starts }
-    }
-
-    /// Samples in run `i`.
-    #[inline]
-    pub fn count(&self, i: usize) -> u32 {
-        self.starts[i + 1] - self.starts[i]
-    }
-
-    /// The number of samples.
-    pub fn total(&self) -> u32 {
-        self.starts[self.values.len()]
-    }
-
-    /// The sample at 0-based position `p` of the sorted sample.
-    fn at(&self, p: u32) -> f64 {
-        self.values[self.starts.partition_point(|&s| s <= p) - 1]
-    }
-
-    /// sum(t^3 - t) over the runs: the tie correction of the rank variance.
-    pub fn tie_term(&self) -> f64 {
-        let mut total = 0.0;
-        if self.values.len() as u32 == self.total() {
-            return total; // no ties: every term is 0
-        }
-        for w in self.starts.windows(2) {
-            let t = (w[1] - w[0]) as f64;
-            total += t * t * t - t;
-        }
-        total
-    }
-}
+use crate::runs::Runs;
 
 /// The differences as a matrix with descending rows and ascending columns
 /// (see the module documentation).

@@ -9,15 +9,15 @@
 //!
 //! Layout: `settings` (the binding's settings), `mannwhitney` (the
 //! statistics), `differences` (order statistics of the pairwise differences
-//! the statistics need), `sort` (the samples' sort), `classify` (one
-//! metric), `score` (verdict and reasons).
+//! the statistics need), `runs` (a side's samples sorted, as runs of equal
+//! values), `classify` (one metric), `score` (verdict and reasons).
 
 pub mod classify;
 pub mod differences;
 pub mod mannwhitney;
+pub mod runs;
 pub mod score;
 pub mod settings;
-pub mod sort;
 
 use std::collections::BTreeSet;
 

@@ -25,8 +25,8 @@
 
 use verdict_sdk::stats::{normal_cdf, normal_quantile};
 
-use crate::differences::{differences_at, Runs};
-use crate::sort::sort_samples;
+use crate::differences::differences_at;
+use crate::runs::Runs;
 
 /// The result of one two-sample comparison.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,32 +51,29 @@ pub struct MannWhitney {
 /// outside (0, 1), or every observation is tied (the statistic has no
 /// variance): the caller decides what those cases mean.
 pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> Option<MannWhitney> {
-    let sorted = |v: &[f64]| {
-        let mut v = v.to_vec();
-        sort_samples(&mut v);
-        v
-    };
-    mann_whitney_sorted(&sorted(x), &sorted(y), confidence)
+    mann_whitney_runs(&Runs::sort(x.to_vec()), &Runs::sort(y.to_vec()), confidence)
 }
 
-/// [`mann_whitney`] for samples already sorted ascending (in `f64::total_cmp`
-/// order), as `classify` hands them over; on unsorted samples the result
-/// means nothing.
-pub fn mann_whitney_sorted(xs: &[f64], ys: &[f64], confidence: f64) -> Option<MannWhitney> {
+/// [`mann_whitney`] for samples already sorted into runs, as `classify`
+/// hands them over.
+pub fn mann_whitney_runs(xs: &Runs, ys: &Runs, confidence: f64) -> Option<MannWhitney> {
     if xs.is_empty() || ys.is_empty() || !(confidence > 0.0 && confidence < 1.0) {
         return None;
     }
     // In `total_cmp` order infinities and NaNs come first or last.
-    let ends = [xs[0], xs[xs.len() - 1], ys[0], ys[ys.len() - 1]];
+    let ends = [
+        xs.values[0],
+        xs.values[xs.values.len() - 1],
+        ys.values[0],
+        ys.values[ys.values.len() - 1],
+    ];
     if ends.iter().any(|v| !v.is_finite()) {
         return None;
     }
-    // Everything below works on runs of equal values: ties cost nothing extra.
-    let (xs, ys) = (Runs::new(xs), Runs::new(ys));
 
     let (n1, n2) = (xs.total() as f64, ys.total() as f64);
     let n = n1 + n2;
-    let (u, ties_all) = u_and_ties(&xs, &ys);
+    let (u, ties_all) = u_and_ties(xs, ys);
     let var = n1 * n2 / 12.0 * ((n + 1.0) - ties_all / (n * (n - 1.0)));
     if var.is_nan() || var <= 0.0 {
         return None;
@@ -96,7 +93,7 @@ pub fn mann_whitney_sorted(xs: &[f64], ys: &[f64], confidence: f64) -> Option<Ma
     // all four ranks are found together, sharing the counting passes.
     let middle = pairs / 2 + 1;
     let below_middle = if pairs % 2 == 1 { middle } else { middle - 1 };
-    let [a, b, lower, upper] = differences_at(&xs, &ys, [below_middle, middle, k_lower, k_upper]);
+    let [a, b, lower, upper] = differences_at(xs, ys, [below_middle, middle, k_lower, k_upper]);
     let estimate = if pairs % 2 == 1 { b } else { a / 2.0 + b / 2.0 };
 
     Some(MannWhitney {
@@ -139,16 +136,18 @@ fn u_and_ties(xs: &Runs, ys: &Runs) -> (f64, f64) {
             (None, None) => break,
         };
         let below_y = ys.starts[j] as f64; // ys strictly less than v
-        let mut a = 0.0;
-        if xs.values.get(i) == Some(&v) {
-            a = xs.count(i) as f64;
+                                           // Runs of equal numbers (`-0.0` then `0.0`) are one value here.
+        let mut a = 0;
+        while xs.values.get(i) == Some(&v) {
+            a += xs.count(i);
             i += 1;
         }
-        let mut b = 0.0;
-        if ys.values.get(j) == Some(&v) {
-            b = ys.count(j) as f64;
+        let mut b = 0;
+        while ys.values.get(j) == Some(&v) {
+            b += ys.count(j);
             j += 1;
         }
+        let (a, b) = (a as f64, b as f64);
         u += a * below_y + 0.5 * a * b;
         let t = a + b;
         ties += t * t * t - t;

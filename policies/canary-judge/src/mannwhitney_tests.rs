@@ -6,7 +6,8 @@
 //! `scipy.optimize.brentq`, which agreed with the closed form to 1e-9.
 
 use super::*;
-use crate::differences::{differences_at, Runs};
+use crate::differences::differences_at;
+use crate::runs::Runs;
 
 const LATENCY_CANARY: [f64; 20] = [
     131.2, 122.5, 135.9, 140.1, 129.7, 133.3, 138.8, 119.0, 136.4, 131.9, 142.6, 130.0, 134.7,
