@@ -49,8 +49,16 @@
 //! smooth function of it, so a secant step lands close to the rank. The step
 //! aims a little past the rank, away from the last pivot, so that the next
 //! pivot tends to fall on the other side and the bracket closes around the
-//! rank instead of creeping up on it from one side. A guess outside the
-//! bracket falls back to interpolating within it; when two passes in a row
+//! rank instead of creeping up on it from one side. Once a step has landed
+//! where it aimed (within a fraction of what listing takes over), the line
+//! is trusted for a bracket pass: two pivots a margin either side of the
+//! ranks, counted in one walk that also lists the cells between them, from
+//! which the ranks are picked directly when they fall there, as they then
+//! nearly always do. (This applies where every cell is a single pair; with
+//! runs of equal values the matrix is small and passes are cheap.)
+//!
+//! A guess outside the bracket falls back to interpolating within it; when
+//! two passes in a row
 //! neither halve the cells in the bracket nor cut the miss to a quarter (a
 //! long tail, outliers, a count made of a few big steps), the next pivot is
 //! chosen by rank rather than by value: the weighted median of the middle
@@ -60,15 +68,14 @@
 
 use crate::runs::Runs;
 
-/// The differences as a matrix with descending rows and ascending columns
-/// (see the module documentation).
+/// The differences as a matrix of runs (see the module documentation).
 struct Matrix<'a> {
     xs: &'a Runs,
     ys: &'a Runs,
     /// Every run of both samples is a single sample.
     single: bool,
-    /// Cells few enough to list rather than count once more: listing costs
-    /// a walk over the rows like counting does, plus some work per cell; a
+    /// Cells few enough to list rather than count once more: listing walks
+    /// the rows like a count does, plus some work per cell listed, and a
     /// walk costs about as much as that work for half as many cells as it
     /// visits rows and columns.
     listable: u64,
@@ -103,6 +110,8 @@ struct Search {
     under_hi: (u64, u64),
     /// The last two pivots counted, latest first, with their `<=` counts.
     counted: [Option<(f64, u64)>; 2],
+    /// How far the last pivot's count fell from the count it aimed at.
+    aim_error: Option<u64>,
     /// Passes in a row that made little progress (see `run`).
     stalls: u32,
     /// `(rank, index into the output)`, ascending by rank.
@@ -147,6 +156,7 @@ pub fn differences_at<const N: usize>(xs: &Runs, ys: &Runs, ranks: [u64; N]) -> 
         at_lo: (0, 0),
         under_hi: (pairs, cells),
         counted: [None, None],
+        aim_error: None,
         stalls: 0,
         targets,
     }];
@@ -165,13 +175,21 @@ impl Matrix<'_> {
                 self.pick_listed(&s, out);
                 return;
             }
+            if let Some((a, b)) = self.bracket(&s) {
+                match self.bracket_pass(s, a, b, stack, out) {
+                    Some(rest) => s = rest,
+                    None => return,
+                }
+                continue;
+            }
             let rescue = s.stalls >= 2;
-            let v = if rescue {
-                self.middle_cell(&s)
+            let (v, aim) = if rescue {
+                (self.middle_cell(&s), None)
             } else {
                 self.guess(&s)
             };
             let c = self.count(v);
+            s.aim_error = aim.map(|aim: f64| (c.le as f64 - aim).abs() as u64);
             // How far the pivot's count missed the rank it aimed at, and the
             // last pivot's count, for telling progress from a stall.
             let k = s.targets[s.targets.len() / 2].0;
@@ -223,11 +241,11 @@ impl Matrix<'_> {
     }
 
     /// A value near the middle rank looked for (see the module
-    /// documentation).
-    fn guess(&self, s: &Search) -> f64 {
+    /// documentation), and the count it aims at when it extrapolates.
+    fn guess(&self, s: &Search) -> (f64, Option<f64>) {
         let (floor, ceil) = self.range(s);
         let Some((v1, c1)) = s.counted[0] else {
-            return self.first;
+            return (self.first, None);
         };
         // Aim past the rank, as seen from the last pivot, by a quarter of
         // what listing takes over, so that the next pivot tends to land on
@@ -235,22 +253,55 @@ impl Matrix<'_> {
         let k = s.targets[s.targets.len() / 2].0 as f64 - 0.5;
         let past = (self.listable / 4) as f64;
         let aim = if (c1 as f64) < k { k + past } else { k - past };
-        let slope = match s.counted[1] {
-            Some((v0, c0)) if c0 != c1 => Some((v1 - v0) / (c1 as f64 - c0 as f64)),
-            _ => self.step,
-        };
-        let along = slope.map(|d| v1 + (aim - c1 as f64) * d);
+        let along = self.slope(s).map(|d| v1 + (aim - c1 as f64) * d);
         if let Some(v) = along.filter(|v| *v >= floor && *v <= ceil) {
-            return v;
+            return (v, Some(aim));
         }
         // Where the rank would fall if the pairs in play were spread evenly.
         let t = (k - s.at_lo.0 as f64) / s.pairs() as f64;
         let v = floor + (ceil - floor) * t;
         if v >= floor && v <= ceil {
-            v
+            (v, None)
         } else {
-            self.middle_cell(s)
+            (self.middle_cell(s), None)
         }
+    }
+
+    /// Value per rank along the line through the last two pivots, else the
+    /// samples' estimate.
+    fn slope(&self, s: &Search) -> Option<f64> {
+        match s.counted {
+            [Some((v1, c1)), Some((v0, c0))] if c0 != c1 => {
+                Some((v1 - v0) / (c1 as f64 - c0 as f64))
+            }
+            _ => self.step,
+        }
+    }
+
+    /// Two pivots close around the search's ranks, when the last step showed
+    /// the line through the last two pivots to be a good guide: a bracket
+    /// pass then counts both and lists the cells between them in one walk.
+    fn bracket(&self, s: &Search) -> Option<(f64, f64)> {
+        let error = s.aim_error?;
+        let (first, last) = (s.targets[0].0, s.targets[s.targets.len() - 1].0);
+        if !self.single || error > self.listable / 8 || last - first > self.listable / 4 {
+            return None;
+        }
+        let [Some((v1, c1)), Some((v0, c0))] = s.counted else {
+            return None;
+        };
+        if c0 == c1 {
+            return None;
+        }
+        let d = (v1 - v0) / (c1 as f64 - c0 as f64);
+        // A margin of a quarter of what listing takes over, more if the last
+        // step missed by more.
+        let margin = (self.listable / 4 + 2 * error) as f64;
+        let at = |k: f64| v1 + (k - c1 as f64) * d;
+        let (floor, ceil) = self.range(s);
+        let a = at(first as f64 - 0.5 - margin).max(floor);
+        let b = at(last as f64 - 0.5 + margin).min(ceil);
+        (a < b).then_some((a, b))
     }
 
     /// Each row's range of columns holding the cells in play: the row of
@@ -302,6 +353,107 @@ impl Matrix<'_> {
         }
         // Unreachable with a rank in play: some row holds its pairs.
         self.range(s).0
+    }
+
+    /// Count `a < b` in one walk and list the cells between them; answer the
+    /// ranks that fall on or between them, push the ones below `a` as a
+    /// search of their own, and return the search for the ones above `b`.
+    fn bracket_pass(
+        &self,
+        mut s: Search,
+        a: f64,
+        b: f64,
+        stack: &mut Vec<Search>,
+        out: &mut [f64],
+    ) -> Option<Search> {
+        let (ca, cb, listed) = self.count_between(a, b);
+        let t = &s.targets;
+        let below_a = t.partition_point(|&(k, _)| k <= ca.lt);
+        let at_a = t.partition_point(|&(k, _)| k <= ca.le);
+        let below_b = t.partition_point(|&(k, _)| k <= cb.lt);
+        let at_b = t.partition_point(|&(k, _)| k <= cb.le);
+        for &(_, o) in &t[below_a..at_a] {
+            out[o] = a;
+        }
+        for &(_, o) in &t[below_b..at_b] {
+            out[o] = b;
+        }
+        let part = |s: &Search, targets: std::ops::Range<usize>| Search {
+            targets: s.targets[targets].to_vec(),
+            aim_error: None,
+            stalls: 0,
+            ..s.clone()
+        };
+        if at_a < below_b {
+            let mut between = part(&s, at_a..below_b);
+            (between.lo, between.at_lo) = (Some(a), (ca.le, ca.cells_le));
+            (between.hi, between.under_hi) = (Some(b), (cb.lt, cb.cells_lt));
+            between.counted = [Some((b, cb.le)), Some((a, ca.le))];
+            match listed {
+                Some(mut listed) => self.select(&between, &mut listed, out),
+                None => stack.push(between),
+            }
+        }
+        if below_a > 0 {
+            let mut lower = part(&s, 0..below_a);
+            (lower.hi, lower.under_hi) = (Some(a), (ca.lt, ca.cells_lt));
+            lower.counted = [Some((a, ca.le)), Some((b, cb.le))];
+            stack.push(lower);
+        }
+        if at_b == s.targets.len() {
+            return None;
+        }
+        s.targets.drain(..at_b);
+        (s.lo, s.at_lo) = (Some(b), (cb.le, cb.cells_le));
+        s.counted = [Some((b, cb.le)), Some((a, ca.le))];
+        (s.aim_error, s.stalls) = (None, 0);
+        Some(s)
+    }
+
+    /// Counts at `a < b` (every cell a single pair) and, unless there are
+    /// too many, the cells strictly between them.
+    fn count_between(&self, a: f64, b: f64) -> (Count, Count, Option<Vec<f64>>) {
+        let ys = &self.ys.values[..];
+        let columns = ys.len();
+        let limit = 4 * self.listable as usize;
+        let mut listed = Some(Vec::with_capacity(self.listable as usize));
+        let (mut le_a, mut le_b) = (0, 0);
+        let (mut sums, mut cells_between) = ([0u64; 4], 0);
+        for &x in &self.xs.values {
+            // As in `count`, for both pivots: the cells `<= b` start at
+            // `le_b`, those `< b` at `lt_b`, and so on, `lt_b <= le_a`.
+            while le_b < columns && x - ys[le_b] > b {
+                le_b += 1;
+            }
+            let mut lt_b = le_b;
+            while lt_b < columns && x - ys[lt_b] == b {
+                lt_b += 1;
+            }
+            le_a = le_a.max(lt_b);
+            while le_a < columns && x - ys[le_a] > a {
+                le_a += 1;
+            }
+            let mut lt_a = le_a;
+            while lt_a < columns && x - ys[lt_a] == a {
+                lt_a += 1;
+            }
+            for (sum, from) in sums.iter_mut().zip([le_a, lt_a, le_b, lt_b]) {
+                *sum += (columns - from) as u64;
+            }
+            cells_between += le_a - lt_b;
+            if cells_between > limit {
+                listed = None;
+            } else if let Some(listed) = &mut listed {
+                listed.extend(ys[lt_b..le_a].iter().map(|&y| x - y));
+            }
+        }
+        let count = |le: u64, lt: u64| Count {
+            le,
+            lt,
+            cells_le: le,
+            cells_lt: lt,
+        };
+        (count(sums[0], sums[1]), count(sums[2], sums[3]), listed)
     }
 
     /// One walk over the rows: the pairs and cells `<= v` and `< v`.
@@ -357,28 +509,33 @@ impl Matrix<'_> {
         c
     }
 
+    /// Pick the ranks from the cells in play, listed (every one a pair).
+    fn select(&self, s: &Search, listed: &mut [f64], out: &mut [f64]) {
+        // Ascending ranks: a pick leaves nothing larger before it, so the
+        // next rank is looked for from the pick on (it may be the same).
+        let mut rest = listed;
+        let mut start = 0;
+        for &(k, o) in &s.targets {
+            let at = (k - s.at_lo.0 - 1) as usize - start;
+            rest.select_nth_unstable_by(at, f64::total_cmp);
+            out[o] = rest[at];
+            let whole = rest;
+            rest = &mut whole[at..];
+            start += at;
+        }
+    }
+
     /// List the cells in play and pick the ranks from the list.
     fn pick_listed(&self, s: &Search, out: &mut [f64]) {
         let (xs, ys) = (self.xs, self.ys);
         if self.single {
-            // Every cell is a single pair: select in place.
+            // Every cell is a single pair.
             let mut listed = Vec::with_capacity(s.cells() as usize);
             self.in_play(s, |i, start, end| {
                 let x = xs.values[i];
                 listed.extend(ys.values[start..end].iter().map(|&y| x - y));
             });
-            // Ascending ranks: a pick leaves nothing larger before it, so the
-            // next rank is looked for from the pick on (it may be the same).
-            let mut rest = &mut listed[..];
-            let mut start = 0;
-            for &(k, o) in &s.targets {
-                let at = (k - s.at_lo.0 - 1) as usize - start;
-                rest.select_nth_unstable_by(at, f64::total_cmp);
-                out[o] = rest[at];
-                let whole = rest;
-                rest = &mut whole[at..];
-                start += at;
-            }
+            self.select(s, &mut listed, out);
             return;
         }
         // Cells standing for several pairs: sort them and walk the counts.

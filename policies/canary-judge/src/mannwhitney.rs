@@ -124,35 +124,60 @@ fn interval_ranks(pairs: u64, zq: f64, sigma: f64) -> (u64, u64) {
 }
 
 /// U of `xs` against `ys` and the tie term sum(t^3 - t) over the pooled
-/// sample. Floats hold the counts so n·m cannot overflow.
+/// sample. Floats hold the counts so n·m cannot overflow; both are sums of
+/// whole and half numbers far below 2^53, exact in any order, so they are
+/// summed the cheapest way.
 fn u_and_ties(xs: &Runs, ys: &Runs) -> (f64, f64) {
-    let (mut i, mut j) = (0usize, 0usize);
-    let (mut u, mut ties) = (0.0f64, 0.0f64);
-    loop {
-        let v = match (xs.values.get(i), ys.values.get(j)) {
-            (Some(&a), Some(&b)) => a.min(b),
-            (Some(&a), None) => a,
-            (None, Some(&b)) => b,
-            (None, None) => break,
-        };
-        let below_y = ys.starts[j] as f64; // ys strictly less than v
-                                           // Runs of equal numbers (`-0.0` then `0.0`) are one value here.
-        let mut a = 0;
-        while xs.values.get(i) == Some(&v) {
-            a += xs.count(i);
-            i += 1;
-        }
-        let mut b = 0;
-        while ys.values.get(j) == Some(&v) {
-            b += ys.count(j);
+    let (xv, yv) = (&xs.values[..], &ys.values[..]);
+    let (mut u, mut shared) = (0.0f64, false);
+    // Each run of x against the runs of y below it and equal to it (runs of
+    // equal numbers, `-0.0` then `0.0`, are one value here).
+    let mut j = 0;
+    for (i, &x) in xv.iter().enumerate() {
+        while j < yv.len() && yv[j] < x {
             j += 1;
         }
-        let (a, b) = (a as f64, b as f64);
-        u += a * below_y + 0.5 * a * b;
-        let t = a + b;
+        let mut k = j;
+        while k < yv.len() && yv[k] == x {
+            k += 1;
+        }
+        let (below, equal) = (ys.starts[j], ys.starts[k] - ys.starts[j]);
+        shared |= equal > 0;
+        u += xs.count(i) as f64 * (below as f64 + 0.5 * equal as f64);
+    }
+    // Without a value in both samples the pooled groups are each sample's.
+    let ties = if shared {
+        pooled_tie_term(xs, ys)
+    } else {
+        xs.tie_term() + ys.tie_term()
+    };
+    (u, ties)
+}
+
+/// sum(t^3 - t) over the groups of equal values of both samples together.
+fn pooled_tie_term(xs: &Runs, ys: &Runs) -> f64 {
+    let (xv, yv) = (&xs.values[..], &ys.values[..]);
+    let (mut i, mut j) = (0, 0);
+    let mut ties = 0.0;
+    while i < xv.len() || j < yv.len() {
+        let v = if i < xv.len() && (j == yv.len() || xv[i] <= yv[j]) {
+            xv[i]
+        } else {
+            yv[j]
+        };
+        let mut t = 0;
+        while i < xv.len() && xv[i] == v {
+            t += xs.count(i);
+            i += 1;
+        }
+        while j < yv.len() && yv[j] == v {
+            t += ys.count(j);
+            j += 1;
+        }
+        let t = t as f64;
         ties += t * t * t - t;
     }
-    (u, ties)
+    ties
 }
 
 #[cfg(test)]

@@ -45,13 +45,12 @@ impl Runs {
     pub fn new(sorted: &[f64]) -> Runs {
         let mut values = Vec::with_capacity(sorted.len());
         let mut starts = Vec::with_capacity(sorted.len() + 1);
+        let mut last = None;
         for (i, &v) in sorted.iter().enumerate() {
-            if values
-                .last()
-                .is_none_or(|last: &f64| last.to_bits() != v.to_bits())
-            {
+            if last != Some(v.to_bits()) {
                 values.push(v);
                 starts.push(i as u32);
+                last = Some(v.to_bits());
             }
         }
         starts.push(sorted.len() as u32);
@@ -203,9 +202,23 @@ impl Runs {
     }
 
     /// The arithmetic mean, summed in sorted order like
-    /// `verdict_sdk::stats::mean` of the sorted samples.
+    /// `verdict_sdk::stats::mean` of the sorted samples: the same number.
     pub fn mean(&self) -> Option<f64> {
-        (!self.is_empty()).then(|| self.samples().sum::<f64>() / self.total() as f64)
+        if self.is_empty() {
+            return None;
+        }
+        let n = self.total() as f64;
+        if self.values.len() as u32 == self.total() {
+            return Some(self.values.iter().sum::<f64>() / n); // no ties
+        }
+        // `Sum` for f64 adds the terms in order to its sum of no terms.
+        let mut sum: f64 = std::iter::empty::<f64>().sum();
+        for (i, &v) in self.values.iter().enumerate() {
+            for _ in 0..self.count(i) {
+                sum += v;
+            }
+        }
+        Some(sum / n)
     }
 
     /// sum(t^3 - t) over the groups of equal samples: the tie correction of
