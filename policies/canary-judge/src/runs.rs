@@ -22,7 +22,7 @@
 
 /// Below this many samples a comparison sort is cheaper than the bucket
 /// pass's fixed cost (its bucket counts).
-const SMALL: usize = 64;
+const SMALL: usize = 16;
 
 /// Buckets larger than this get a comparison sort instead of an insertion
 /// sort (samples crowded into few buckets).
@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn sorts_like_total_cmp() {
         let mut seed = 1;
-        for n in [0, 1, 2, 63, 64, 65, 1000, 4099] {
+        for n in [0, 1, 2, 15, 16, 17, 40, 1000, 4099] {
             // Any bit pattern (NaNs and infinities included).
             check((0..n).map(|_| f64::from_bits(lcg(&mut seed))).collect());
             // Whole numbers, decimals, negative numbers, zeros of both signs.
