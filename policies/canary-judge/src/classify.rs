@@ -94,11 +94,9 @@ pub fn classify(
         r.shortcut = Some(Shortcut::Identical);
         return r;
     }
-    let (first, last) = (
-        |r: &Runs| r.values[0],
-        |r: &Runs| r.values[r.values.len() - 1],
-    );
-    if first(&x) == last(&x) && first(&y) == last(&y) && first(&x) == first(&y) {
+    let ends = |r: &Runs| (r.values[0], r.values[r.values.len() - 1]);
+    let ((x0, xn), (y0, yn)) = (ends(&x), ends(&y));
+    if x0 == xn && y0 == yn && x0 == y0 {
         r.shortcut = Some(Shortcut::SingleValue);
         return r;
     }

@@ -76,9 +76,9 @@ impl Runs {
             };
         }
         // Bucket on up to `width` leading differing bits: about one bucket
-        // per sample. Below `shift` are the bits left to the sorts inside
-        // buckets.
-        let width = usize::BITS - samples.len().leading_zeros();
+        // per sample (at most 2^16 buckets). Below `shift` are the bits left
+        // to the sorts inside buckets.
+        let width = (usize::BITS - samples.len().leading_zeros()).min(16);
         let top = u64::BITS - varying.leading_zeros();
         let low = varying.trailing_zeros();
         let shift = top.saturating_sub(width).max(low);
