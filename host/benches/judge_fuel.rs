@@ -7,8 +7,7 @@
 //! be compared across machines and runs (the fastest of a few timed runs is
 //! printed beside it as a hint).
 //!
-//! Ignored by default (it measures, it asserts nothing about the numbers):
-//! `cargo test -p verdict --test judge_fuel -- --ignored --nocapture`.
+//! A measurement, not a test: `cargo bench -p verdict --bench judge_fuel`.
 //! `JUDGE_WASM=<component>` measures another build of the judge instead of
 //! the embedded built-in; `JUDGE_ANSWERS=<file>` writes each answer
 //! (verdict, reasons, log), on the three requests and on every fixture of
@@ -104,9 +103,7 @@ fn answer(r: &PolicyResult) -> serde_json::Value {
 /// Evaluations timed per request and mode.
 const TIMED: usize = 15;
 
-#[test]
-#[ignore = "a measurement: run with --ignored --nocapture"]
-fn canary_judge_fuel() {
+fn main() {
     let bytes = match std::env::var("JUDGE_WASM") {
         Ok(path) => std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
         Err(_) => BUILTINS
