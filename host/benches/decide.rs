@@ -37,53 +37,13 @@ use jiff::Timestamp;
 use verdict::domain::{Binding, DecisionRequest, Mode, OnError, Selector};
 use verdict::engine::{ActiveBinding, ActiveSet, Engine};
 
+mod common;
+use common::{large_request, request};
+
 const MINIMAL: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../policies/dist/test/misbehave.wasm"
 ));
-
-fn request_json() -> serde_json::Value {
-    let baseline: Vec<f64> = (0..40).map(|i| 100.0 + (i % 7) as f64).collect();
-    let canary: Vec<f64> = (0..40).map(|i| 101.0 + (i % 5) as f64).collect();
-    let errors: Vec<f64> = (0..40).map(|i| 0.001 + 0.0001 * (i % 3) as f64).collect();
-    serde_json::json!({
-        "deployment": {"service": "checkout", "environment": "production", "version": "v2",
-                       "previous_version": "v1", "traffic_percent": 10.0},
-        "change": {"files_changed": 4, "lines_added": 120, "lines_removed": 30,
-                   "paths": ["src/cart.rs", "src/api/handlers.rs"], "ticket": "OPS-7"},
-        "metrics": [
-            {"name": "latency_p99_ms", "baseline": baseline, "canary": canary},
-            {"name": "error_rate", "baseline": errors, "canary": errors},
-            {"name": "burn_rate_1h", "value": 0.8}, {"name": "burn_rate_5m", "value": 0.9}
-        ],
-        "time": "2026-03-03T10:00:00Z"
-    })
-}
-
-fn request() -> DecisionRequest {
-    serde_json::from_value(request_json()).expect("valid request")
-}
-
-/// 10 metrics × 1,000 samples per side: a large canary analysis.
-fn large_request() -> DecisionRequest {
-    let metrics: Vec<serde_json::Value> = (0..10)
-        .map(|m| {
-            let baseline: Vec<f64> = (0..1000)
-                .map(|i| 100.0 + ((i * 7 + m) % 23) as f64)
-                .collect();
-            let canary: Vec<f64> = (0..1000)
-                .map(|i| 100.5 + ((i * 11 + m) % 23) as f64)
-                .collect();
-            serde_json::json!({"name": format!("metric_{m}"), "baseline": baseline, "canary": canary})
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({
-        "deployment": {"service": "checkout", "environment": "production", "version": "v2"},
-        "metrics": metrics,
-        "time": "2026-03-03T10:00:00Z"
-    }))
-    .expect("valid request")
-}
 
 fn binding(policy: &str, settings: serde_json::Value) -> Binding {
     Binding {
@@ -113,7 +73,7 @@ fn peer(c: &mut Criterion) {
     let entry: regorus::Rc<str> = "data.verdict.canary.decision".into();
     let compiled = engine.compile_with_entrypoint(&entry).expect("compiles");
     let program = Compiler::compile_from_policy(&compiled, &[entry.as_ref()]).expect("rvm program");
-    let input = regorus::Value::from_json_str(&request_json().to_string()).expect("input");
+    let input = regorus::Value::from_json_str(&common::request_json().to_string()).expect("input");
     let decide = || {
         let mut vm = RegoVM::new();
         vm.load_program(program.clone());

@@ -18,77 +18,11 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use verdict::builtin::{default_binding, BUILTINS};
 use verdict::cli::fixtures::{Fixture, DEFAULT_FIXTURE_TIME};
-use verdict::domain::{DecisionRequest, PolicyResult};
+use verdict::domain::PolicyResult;
 use verdict::engine::{ActiveBinding, ActiveSet, Engine};
 
-/// The benchmark's request (`benches/decide.rs`, `request_json`).
-fn small_request() -> DecisionRequest {
-    let baseline: Vec<f64> = (0..40).map(|i| 100.0 + (i % 7) as f64).collect();
-    let canary: Vec<f64> = (0..40).map(|i| 101.0 + (i % 5) as f64).collect();
-    let errors: Vec<f64> = (0..40).map(|i| 0.001 + 0.0001 * (i % 3) as f64).collect();
-    serde_json::from_value(serde_json::json!({
-        "deployment": {"service": "checkout", "environment": "production", "version": "v2",
-                       "previous_version": "v1", "traffic_percent": 10.0},
-        "change": {"files_changed": 4, "lines_added": 120, "lines_removed": 30,
-                   "paths": ["src/cart.rs", "src/api/handlers.rs"], "ticket": "OPS-7"},
-        "metrics": [
-            {"name": "latency_p99_ms", "baseline": baseline, "canary": canary},
-            {"name": "error_rate", "baseline": errors, "canary": errors},
-            {"name": "burn_rate_1h", "value": 0.8}, {"name": "burn_rate_5m", "value": 0.9}
-        ],
-        "time": "2026-03-03T10:00:00Z"
-    }))
-    .expect("valid request")
-}
-
-/// The benchmark's large request (`benches/decide.rs`, `large_request`).
-fn large_request() -> DecisionRequest {
-    let metrics: Vec<serde_json::Value> = (0..10)
-        .map(|m| {
-            let baseline: Vec<f64> = (0..1000)
-                .map(|i| 100.0 + ((i * 7 + m) % 23) as f64)
-                .collect();
-            let canary: Vec<f64> = (0..1000)
-                .map(|i| 100.5 + ((i * 11 + m) % 23) as f64)
-                .collect();
-            serde_json::json!({"name": format!("metric_{m}"), "baseline": baseline, "canary": canary})
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({
-        "deployment": {"service": "checkout", "environment": "production", "version": "v2"},
-        "metrics": metrics,
-        "time": "2026-03-03T10:00:00Z"
-    }))
-    .expect("valid request")
-}
-
-/// Like the large request, but with continuous samples (no two alike): the
-/// order statistics cannot lean on runs of equal values there.
-fn smooth_request() -> DecisionRequest {
-    // Deterministic and spread out: sums of fractional parts of multiples of
-    // irrational numbers, roughly bell-shaped.
-    let bell = |i: usize, m: usize, a: [f64; 3]| {
-        let frac = |c: f64| ((i * 10 + m) as f64 * c).fract();
-        frac(a[0]) + frac(a[1]) + frac(a[2])
-    };
-    let metrics: Vec<serde_json::Value> = (0..10)
-        .map(|m| {
-            let baseline: Vec<f64> = (0..1000)
-                .map(|i| 100.0 + 10.0 * bell(i, m, [0.618_033_988_7, 0.414_213_562_4, 0.732_050_807_6]))
-                .collect();
-            let canary: Vec<f64> = (0..1000)
-                .map(|i| 100.5 + 10.0 * bell(i, m, [0.236_067_977_5, 0.645_751_311_1, 0.162_277_660_2]))
-                .collect();
-            serde_json::json!({"name": format!("metric_{m}"), "baseline": baseline, "canary": canary})
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({
-        "deployment": {"service": "checkout", "environment": "production", "version": "v2"},
-        "metrics": metrics,
-        "time": "2026-03-03T10:00:00Z"
-    }))
-    .expect("valid request")
-}
+mod common;
+use common::{large_request, request as small_request, smooth_request};
 
 fn answer(r: &PolicyResult) -> serde_json::Value {
     serde_json::json!({

@@ -1,7 +1,7 @@
 //! The judge natively on the benchmark's large request (10 metrics × 1,000
 //! samples per side, default settings): prints the outcome, to compare two
 //! builds' answers, and the time per decision, a proxy for the sandbox's
-//! cost (the sandbox's fuel is the real measure: `host/tests/judge_fuel.rs`).
+//! cost (the sandbox's fuel is the real measure: `cargo bench -p verdict --bench judge_fuel`).
 //!
 //! `cargo run --release --example large [iterations]` in `policies/`.
 
