@@ -603,4 +603,41 @@ mod tests {
         let report = store.verify().unwrap();
         assert_eq!((report.ok, report.checked), (true, 1));
     }
+
+    #[tokio::test]
+    async fn floats_read_back_bit_for_bit() {
+        // serde_json's default float parser can land one ulp off; a stored
+        // decision must read back (and replay) with exactly the numbers the
+        // policies saw. These values all came back changed without
+        // `float_roundtrip`.
+        let awkward = [
+            0.025000500000000002,
+            0.013000360555127547,
+            0.031000556776436282,
+            1.0715660391465826e-75,
+            -1.603964615428183e143,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = eval("api", "prod", Verdict::Hold);
+        e.request.metrics[0].canary = awkward.to_vec();
+        e.request.metrics[0].value = Some(awkward[0]);
+        e.request.deployment.traffic_percent = Some(awkward[2]);
+        e.reasons[0].observed = Some(awkward[1]);
+        e.policies[0].reasons[0].threshold = Some(awkward[3]);
+        e.policies[0].settings = serde_json::json!({ "max": awkward[4] });
+        let replied = {
+            let store = Store::open(dir.path()).unwrap();
+            store.append(e.clone()).await.unwrap().into_decision()
+        };
+        let store = Store::open(dir.path()).unwrap();
+        let read = store.get(&replied.id).unwrap().unwrap();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&read.request.metrics[0].canary), bits(&awkward));
+        assert_eq!(read.request.metrics[0].value, Some(awkward[0]));
+        assert_eq!(read.request.deployment.traffic_percent, Some(awkward[2]));
+        assert_eq!(read.reasons[0].observed, Some(awkward[1]));
+        assert_eq!(read.policies[0].reasons[0].threshold, Some(awkward[3]));
+        assert_eq!(read.policies[0].settings, e.policies[0].settings);
+        assert_eq!(read, replied);
+    }
 }
