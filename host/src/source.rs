@@ -303,7 +303,12 @@ impl Sources {
                     }
                 };
                 match backend.value(&query, end) {
-                    Ok(Some(v)) => m.value = Some(finite_or_nan(v)),
+                    Ok(Some(v)) if v.is_finite() => m.value = Some(v),
+                    // `Some(NaN)` would be stored as `null` and read back as
+                    // no value, so a replay would see other input than the
+                    // policy did. Prometheus answers NaN for 0/0 (a ratio
+                    // over no traffic): that is a gap, like no data.
+                    Ok(Some(v)) => note(&mut m, &format!("the query returned {v}, not a number")),
                     Ok(None) => note(&mut m, "the query returned no data"),
                     Err(e) => note(&mut m, &e.to_string()),
                 }
@@ -570,6 +575,36 @@ mod tests {
                 .any(|c| c == r#"instant burn{s="shop"} 2026-01-01T00:10:00Z"#),
             "{calls:?}"
         );
+    }
+
+    #[test]
+    fn a_non_finite_value_is_a_gap_and_round_trips_through_json() {
+        let table = Table {
+            values: vec![
+                ("ratio", Ok(Some(f64::NAN))),
+                ("spike", Ok(Some(f64::INFINITY))),
+            ],
+            ..Default::default()
+        };
+        let (s, _) = sources(
+            table,
+            &[
+                query("ratio", "value = 'ratio'"),
+                query("spike", "value = 'spike'"),
+            ],
+        );
+        let mut req = request();
+        s.pull(&mut req);
+        for (m, shown) in req.metrics.iter().zip(["NaN", "inf"]) {
+            assert_eq!(m.value, None, "{}", m.name);
+            assert_eq!(
+                m.pulled.as_ref().unwrap().diagnostic.as_deref(),
+                Some(format!("the query returned {shown}, not a number").as_str())
+            );
+            // What is stored is what the policy saw.
+            let back: Metric = serde_json::from_slice(&serde_json::to_vec(m).unwrap()).unwrap();
+            assert_eq!(&back, m);
+        }
     }
 
     #[test]
