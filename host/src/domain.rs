@@ -491,6 +491,8 @@ pub struct Decision {
     pub freezes: Vec<String>,
     pub decided_at: Timestamp,
     pub prev_hash: String,
+    /// Keep last: the store writes the body with `"hash":""` and puts the
+    /// hash between the quotes at the end to answer an append.
     pub hash: String,
 }
 

@@ -24,7 +24,9 @@ use crate::engine::{
     EngineError, Freezes, RuntimeOptions,
 };
 use crate::source::Sources;
-use crate::store::{Appended, BuiltinInstall, Page, Query, Store, StoreError, VerifyReport};
+use crate::store::{
+    Appended, BuiltinInstall, Page, Query, Receipt, Store, StoreError, VerifyReport,
+};
 use crate::telemetry;
 use tracing::Instrument;
 
@@ -88,6 +90,18 @@ pub enum ServiceError {
     /// credentials, its privileges): the message says what to fix.
     #[error("cannot open the store: {0}")]
     StoreOpen(StoreError),
+}
+
+/// What [`App::decide`] answers.
+#[derive(Debug)]
+pub struct Decided {
+    pub decision: Decision,
+    /// Stored by this call; false when its idempotency key named an
+    /// earlier decision, which is what came back.
+    pub new: bool,
+    /// The decision's JSON when the store had it at hand (a new record:
+    /// the stored bytes), so the reply is not serialised a second time.
+    pub json: Option<Vec<u8>>,
 }
 
 /// Where a replay takes its policies from.
@@ -736,20 +750,21 @@ impl App {
     /// earlier decision of the same request under the same idempotency key).
     /// Runs in a `decision` span, then counts and logs the decision
     /// (telemetry.rs); the work itself is `decide_untraced`.
-    pub async fn decide(&self, req: DecisionRequest) -> Result<(Decision, bool), ServiceError> {
+    pub async fn decide(&self, req: DecisionRequest) -> Result<Decided, ServiceError> {
         // Before the span: only valid names reach traces, logs and metric labels.
         validate_request(&req)?;
         let span = telemetry::decision_span(&req);
         let started = std::time::Instant::now();
         let result = self.decide_untraced(req).instrument(span.clone()).await;
-        telemetry::decided(&span, started, &result);
+        telemetry::decided(
+            &span,
+            started,
+            result.as_ref().map(|d| (&d.decision, d.new)),
+        );
         result
     }
 
-    async fn decide_untraced(
-        &self,
-        req: DecisionRequest,
-    ) -> Result<(Decision, bool), ServiceError> {
+    async fn decide_untraced(&self, req: DecisionRequest) -> Result<Decided, ServiceError> {
         // The request as the caller sent it, before the server fills anything in.
         let fingerprint = req.idempotency_key.as_ref().map(|_| req.fingerprint());
         let fp = fingerprint.clone();
@@ -760,18 +775,29 @@ impl App {
             .await?
         {
             Ok(eval) => eval,
-            Err(existing) => return Ok((existing, false)),
+            Err(existing) => {
+                return Ok(Decided {
+                    decision: existing,
+                    new: false,
+                    json: None,
+                })
+            }
         };
         // The writer thread commits (group commit); nothing blocks here.
-        match self
-            .core
-            .store
-            .append_fingerprinted(eval, fingerprint)
-            .await?
-        {
-            Appended::New(d) => Ok((d, true)),
-            Appended::Existing(d) => Ok((d, false)),
-        }
+        let Receipt { appended, json } =
+            self.core.store.append_for_reply(eval, fingerprint).await?;
+        Ok(match appended {
+            Appended::New(decision) => Decided {
+                decision,
+                new: true,
+                json,
+            },
+            Appended::Existing(decision) => Decided {
+                decision,
+                new: false,
+                json,
+            },
+        })
     }
 
     /// What the metric sources would add to `req` right now, without

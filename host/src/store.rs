@@ -118,6 +118,17 @@ pub enum Appended {
     Existing(Decision),
 }
 
+/// What the writer answers for one append: what it did, and for a new
+/// record the JSON the API serves for it.
+#[derive(Debug)]
+pub struct Receipt {
+    pub appended: Appended,
+    /// The stored body with its hash in place: byte for byte what reads
+    /// of the new record serialise to, so a reply need not serialise the
+    /// decision again. `None` for [`Appended::Existing`].
+    pub json: Option<Vec<u8>>,
+}
+
 impl Appended {
     pub fn decision(&self) -> &Decision {
         match self {
@@ -284,7 +295,17 @@ impl Store {
         eval: Evaluation,
         fingerprint: Option<Fingerprint>,
     ) -> Result<Appended, StoreError> {
-        each!(self, s => s.append_fingerprinted(eval, fingerprint).await)
+        Ok(self.append_for_reply(eval, fingerprint).await?.appended)
+    }
+
+    /// [`Store::append_fingerprinted`], answering also the new record's
+    /// JSON ([`Receipt::json`]) for the API's reply.
+    pub async fn append_for_reply(
+        &self,
+        eval: Evaluation,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<Receipt, StoreError> {
+        each!(self, s => s.append_for_reply(eval, fingerprint).await)
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Decision>, StoreError> {
@@ -550,6 +571,15 @@ impl SledStore {
         eval: Evaluation,
         fingerprint: Option<Fingerprint>,
     ) -> Result<Appended, StoreError> {
+        Ok(self.append_for_reply(eval, fingerprint).await?.appended)
+    }
+
+    /// [`Store::append_for_reply`].
+    pub async fn append_for_reply(
+        &self,
+        eval: Evaluation,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<Receipt, StoreError> {
         writer::submit(self.inner.tx.as_ref(), eval, fingerprint).await
     }
 

@@ -417,10 +417,10 @@ pub fn decision_span(req: &DecisionRequest) -> Span {
 pub fn decided<E: std::fmt::Display>(
     span: &Span,
     started: Instant,
-    result: &Result<(Decision, bool), E>,
+    result: Result<(&Decision, bool), &E>,
 ) {
     let (d, new) = match result {
-        Ok((d, new)) => (d, *new),
+        Ok(decided) => decided,
         Err(e) => {
             span.set_status(Status::error(e.to_string()));
             return;

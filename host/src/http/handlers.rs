@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use jiff::Timestamp;
 use serde::Deserialize;
+use warp::http::header::CONTENT_TYPE;
 use warp::http::StatusCode;
-use warp::reply::{json, with_status, Response};
+use warp::reply::{json, with_header, with_status, Response};
 use warp::Reply;
 
 use super::auth::Caller;
@@ -28,13 +29,20 @@ fn invalid(message: String) -> ApiError {
 /// POST /v1/decisions
 pub async fn decide(app: App, body: Bytes) -> Result<Response> {
     let req: DecisionRequest = parse_json(&body)?;
-    let (decision, new) = app.decide(req).await?;
-    let status = if new {
+    let decided = app.decide(req).await?;
+    let status = if decided.new {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    ok(status, &decision)
+    match decided.json {
+        // The stored bytes: what a read of this decision serialises to.
+        Some(body) => {
+            let body = with_header(body, CONTENT_TYPE, "application/json");
+            Ok(with_status(body, status).into_response())
+        }
+        None => ok(status, &decided.decision),
+    }
 }
 
 /// GET /v1/decisions/{id}

@@ -98,7 +98,7 @@ pub async fn argo(app: App, body: Result<Bytes, String>, timeout: Duration) -> R
         Ok(body) => match parse_json::<DecisionRequest>(&body) {
             Err(e) => ArgoAnswer::error(e.message),
             Ok(req) => match tokio::time::timeout(timeout, app.decide(req)).await {
-                Ok(Ok((d, _))) => ArgoAnswer::from_decision(&d),
+                Ok(Ok(d)) => ArgoAnswer::from_decision(&d.decision),
                 Ok(Err(e)) => ArgoAnswer::error(ApiError::from(e).message),
                 Err(_) => ArgoAnswer::error(format!(
                     "no decision within {} ms; ask again",
@@ -316,7 +316,7 @@ pub async fn flagger(app: App, gate: String, body: Bytes) -> Result<Response, Ap
     // Errors (invalid request, store failure) keep their JSON error status:
     // a gating hook then waits or counts a failed check, and an
     // informational hook shows Flagger that nothing was recorded.
-    let (d, _) = app.decide(req).await?;
+    let d = app.decide(req).await?.decision;
     let (status, text) = flagger_answer(&gate, d.verdict, &d.reasons, &d.id);
     Ok(warp::http::Response::builder()
         .status(status)

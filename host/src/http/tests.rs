@@ -119,6 +119,13 @@ async fn a_decision_is_created_then_repeated_under_its_key() {
         .await;
     assert_eq!(got.status(), 200);
     assert_eq!(body(&got)["id"], id.as_str());
+    // The reply to the append is the stored record, byte for byte what a
+    // read and a repeat under the key answer.
+    for r in [&first, &again, &got] {
+        assert_eq!(r.headers()["content-type"], "application/json");
+    }
+    assert_eq!(first.body(), got.body());
+    assert_eq!(again.body(), got.body());
 }
 
 #[tokio::test]

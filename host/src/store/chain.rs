@@ -36,9 +36,12 @@ pub(super) struct Sealed {
     pub hash: String,
     /// The stored value: hash and body ([`encode_record`]).
     pub value: Vec<u8>,
-    /// The decision as a later read returns it, so the reply to the append
-    /// is byte for byte what reads return.
+    /// The decision as a later read returns it (its floats made canonical,
+    /// see [`canonical_floats`]), so the reply to the append is byte for
+    /// byte what reads return, without parsing the stored bytes back.
     pub stored: Decision,
+    /// `stored` as JSON: the body with the hash in place ([`reply_json`]).
+    pub json: Vec<u8>,
 }
 
 /// Seal `eval` as the link after `head` and move `head` to it.
@@ -49,7 +52,7 @@ pub(super) fn seal(head: &mut Head, eval: Evaluation) -> Result<Sealed, StoreErr
     // instants to seq ranges through it.
     let now = Timestamp::now();
     let decided_at = head.decided_at.map_or(now, |last| now.max(last));
-    let unsealed = Decision {
+    let mut stored = Decision {
         id: keys::decision_id(seq),
         seq,
         verdict: eval.verdict,
@@ -61,11 +64,28 @@ pub(super) fn seal(head: &mut Head, eval: Evaluation) -> Result<Sealed, StoreErr
         prev_hash: head.hash.clone(),
         hash: String::new(),
     };
-    let body = serde_json::to_vec(&unsealed)
+    canonical_floats(&mut stored);
+    let body = serde_json::to_vec(&stored)
         .map_err(|e| StoreError::Storage(format!("encoding decision {seq}: {e}")))?;
     let hash = link_hash(&head.hash, &body);
     let value = encode_record(&hash, &body);
-    let stored = decode(seq, &value)?;
+    stored.hash = hash.clone();
+    let json = reply_json(&body, &hash);
+    #[cfg(debug_assertions)]
+    {
+        // Every test that stores a decision checks the promise above.
+        let back = decode(seq, &value).expect("a sealed record decodes");
+        let back = serde_json::to_vec(&back).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&back),
+            String::from_utf8_lossy(&serde_json::to_vec(&stored).unwrap()),
+            "a sealed decision reads back as it was sealed"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&back),
+            String::from_utf8_lossy(&json)
+        );
+    }
     *head = Head {
         seq,
         hash: hash.clone(),
@@ -77,7 +97,49 @@ pub(super) fn seal(head: &mut Head, eval: Evaluation) -> Result<Sealed, StoreErr
         hash,
         value,
         stored,
+        json,
     })
+}
+
+/// The JSON of a sealed decision, from its body: `hash` is the body's last
+/// field, written empty (`"hash":""}`), so the hash goes between the quotes.
+fn reply_json(body: &[u8], hash: &str) -> Vec<u8> {
+    const EMPTY_HASH_END: &[u8] = br#""hash":""}"#;
+    debug_assert!(body.ends_with(EMPTY_HASH_END), "`hash` is the last field");
+    let open = body.len() - 2;
+    let mut json = Vec::with_capacity(body.len() + hash.len());
+    json.extend_from_slice(&body[..open]);
+    json.extend_from_slice(hash.as_bytes());
+    json.extend_from_slice(br#""}"#);
+    json
+}
+
+/// Makes every float of `d` what JSON reads back: JSON has no NaN or
+/// infinities, so serde writes them as `null`, which a sample reads back as
+/// NaN and an optional number as absent. The engine and the metric sources
+/// already drop non-finite numbers at their boundaries (replay needs the
+/// input the policies saw); this keeps the store's promise that an append
+/// answers what reads return for any evaluation it is handed.
+fn canonical_floats(d: &mut Decision) {
+    let finite = |x: &mut Option<f64>| {
+        if x.is_some_and(|v| !v.is_finite()) {
+            *x = None;
+        }
+    };
+    finite(&mut d.request.deployment.traffic_percent);
+    for m in &mut d.request.metrics {
+        for x in m.baseline.iter_mut().chain(m.canary.iter_mut()) {
+            if x.is_infinite() {
+                *x = f64::NAN;
+            }
+        }
+        finite(&mut m.value);
+    }
+    let policy_reasons = d.policies.iter_mut().flat_map(|p| p.reasons.iter_mut());
+    for r in d.reasons.iter_mut().chain(policy_reasons) {
+        finite(&mut r.observed);
+        finite(&mut r.threshold);
+    }
 }
 
 /// The last record of the chain, persisted under `h` in the same batch as
@@ -582,24 +644,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nan_sample_survives_storage_and_verify() {
+    async fn non_finite_numbers_are_stored_as_reads_return_them() {
         let dir = tempfile::tempdir().unwrap();
-        let id = {
+        let (id, replied) = {
             let store = Store::open(dir.path()).unwrap();
             let mut e = eval("api", "prod", Verdict::Hold);
-            e.request.metrics[0].canary = vec![0.5, f64::NAN];
+            e.request.metrics[0].canary = vec![0.5, f64::NAN, f64::INFINITY];
+            e.request.metrics[0].value = Some(f64::NAN);
             e.reasons[0].observed = Some(f64::NAN);
+            e.policies[0].reasons[0].threshold = Some(f64::NEG_INFINITY);
             let d = store.append(e).await.unwrap().into_decision();
-            // The reply is what was stored: NaN samples read back as NaN,
-            // a NaN observation (stored as `null`) as absent.
+            // The reply is what was stored: samples that JSON cannot carry
+            // read back as NaN, such optional numbers as absent.
             assert!(d.request.metrics[0].canary[1].is_nan());
+            assert!(d.request.metrics[0].canary[2].is_nan());
+            assert_eq!(d.request.metrics[0].value, None);
             assert_eq!(d.reasons[0].observed, None);
-            d.id
+            assert_eq!(d.policies[0].reasons[0].threshold, None);
+            (d.id.clone(), serde_json::to_string(&d).unwrap())
         };
         let store = Store::open(dir.path()).unwrap();
         let d = store.get(&id).unwrap().unwrap();
         assert_eq!(d.request.metrics[0].canary[0], 0.5);
         assert!(d.request.metrics[0].canary[1].is_nan());
+        assert_eq!(serde_json::to_string(&d).unwrap(), replied);
         let report = store.verify().unwrap();
         assert_eq!((report.ok, report.checked), (true, 1));
     }

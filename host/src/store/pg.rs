@@ -46,7 +46,7 @@ use super::chain::{self, Head};
 use super::query::Paged;
 use super::registry::BuiltinInstall;
 use super::{
-    keys, same_request, Appended, Counters, Page, Query, StoreError, StoreStats, VerifyReport,
+    keys, same_request, Counters, Page, Query, Receipt, StoreError, StoreStats, VerifyReport,
     DEFAULT_LIMIT, GENESIS, MAX_LIMIT,
 };
 use crate::domain::{Binding, Decision, Evaluation, Fingerprint, Freeze, PolicyMeta};
@@ -407,11 +407,11 @@ impl PgStore {
         }
     }
 
-    pub async fn append_fingerprinted(
+    pub async fn append_for_reply(
         &self,
         eval: Evaluation,
         fingerprint: Option<Fingerprint>,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<Receipt, StoreError> {
         super::writer::submit(self.inner.tx.as_ref(), eval, fingerprint).await
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, Head};
-use super::{keys, same_request, stored_for_key, Appended, Shared, StoreError};
+use super::{keys, same_request, stored_for_key, Appended, Receipt, Shared, StoreError};
 use crate::domain::{Decision, Evaluation, Fingerprint};
 
 /// Most records one batch takes, so one caller's latency stays bounded when
@@ -23,7 +23,7 @@ pub(super) struct Job {
     pub eval: Evaluation,
     /// Of the request as sent, stored with its idempotency key (if any).
     pub fingerprint: Option<Fingerprint>,
-    pub reply: oneshot::Sender<Result<Appended, StoreError>>,
+    pub reply: oneshot::Sender<Result<Receipt, StoreError>>,
 }
 
 /// Hand `eval` to a writer (either backend's) and wait for its answer,
@@ -32,7 +32,7 @@ pub(super) async fn submit(
     tx: Option<&mpsc::Sender<Job>>,
     eval: Evaluation,
     fingerprint: Option<Fingerprint>,
-) -> Result<Appended, StoreError> {
+) -> Result<Receipt, StoreError> {
     let tx = tx.ok_or(StoreError::Closed)?;
     let (reply, answer) = oneshot::channel();
     tx.send(Job {
@@ -63,8 +63,8 @@ type Fresh = HashMap<String, (Option<Fingerprint>, Decision)>;
 
 /// The answers of one batch, held back until the batch is durable.
 type Outcomes = Vec<(
-    oneshot::Sender<Result<Appended, StoreError>>,
-    Result<Appended, StoreError>,
+    oneshot::Sender<Result<Receipt, StoreError>>,
+    Result<Receipt, StoreError>,
 )>;
 
 impl Writer {
@@ -106,7 +106,7 @@ impl Writer {
         let mut written = 0u64;
         for job in jobs.drain(..) {
             let result = self.place(job.eval, job.fingerprint, &mut head, &mut batch, &mut fresh);
-            written += u64::from(matches!(result, Ok(Appended::New(_))));
+            written += u64::from(result.as_ref().is_ok_and(|r| r.json.is_some()));
             outcomes.push((job.reply, result));
         }
         if written > 0 {
@@ -160,7 +160,7 @@ impl Writer {
         head: &mut Head,
         batch: &mut sled::Batch,
         fresh: &mut Fresh,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<Receipt, StoreError> {
         let key = eval.request.idempotency_key.clone();
         if let Some(key) = key.as_deref() {
             let (stored, d) = if let Some((stored, d)) = fresh.get(key) {
@@ -174,7 +174,10 @@ impl Writer {
             if let Some(fp) = &fingerprint {
                 same_request(key, stored, &d, fp)?;
             }
-            return Ok(Appended::Existing(d));
+            return Ok(Receipt {
+                appended: Appended::Existing(d),
+                json: None,
+            });
         }
         self.append_new(eval, "", None, head, batch, fresh)
     }
@@ -189,9 +192,13 @@ impl Writer {
         head: &mut Head,
         batch: &mut sled::Batch,
         fresh: &mut Fresh,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<Receipt, StoreError> {
         let chain::Sealed {
-            seq, value, stored, ..
+            seq,
+            value,
+            stored,
+            json,
+            ..
         } = chain::seal(head, eval)?;
 
         let dep = &stored.request.deployment;
@@ -216,7 +223,10 @@ impl Writer {
             );
             fresh.insert(key.to_string(), (fingerprint, stored.clone()));
         }
-        Ok(Appended::New(stored))
+        Ok(Receipt {
+            appended: Appended::New(stored),
+            json: Some(json),
+        })
     }
 }
 
@@ -311,7 +321,7 @@ mod tests {
         writer.run();
         let seqs: Vec<u64> = replies
             .into_iter()
-            .map(|r| r.blocking_recv().unwrap().unwrap().decision().seq)
+            .map(|r| r.blocking_recv().unwrap().unwrap().appended.decision().seq)
             .collect();
         assert_eq!(
             seqs,
@@ -481,7 +491,7 @@ mod tests {
         let mut results: Vec<_> = writer
             .commit(&mut jobs)
             .into_iter()
-            .map(|(_, r)| r)
+            .map(|(_, r)| r.map(|r| r.appended))
             .collect();
         // Another request under a key first used in the same batch.
         assert!(matches!(

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::super::chain::{self, Head};
 use super::super::writer::Job;
-use super::super::{same_request, Appended, StoreError};
+use super::super::{same_request, Appended, Receipt, StoreError};
 use super::{from_nanos, nanos, stored_for_key, Fresh, PgError, PgShared, Target};
 use crate::domain::{Decision, Evaluation, Fingerprint};
 
@@ -57,7 +57,7 @@ impl From<PgError> for Aborted {
 }
 
 /// A committed batch: each job's answer, the new head, records written.
-type Committed = (Vec<Result<Appended, StoreError>>, Head, u64);
+type Committed = (Vec<Result<Receipt, StoreError>>, Head, u64);
 
 impl PgWriter {
     pub fn run(mut self) {
@@ -84,8 +84,8 @@ impl PgWriter {
     /// that fails on a connection that may have died since its last use
     /// (the database restarted) is retried once on a fresh connection, as
     /// long as COMMIT was not sent.
-    fn commit(&mut self, jobs: &[Job]) -> Vec<Result<Appended, StoreError>> {
-        let all = |e: StoreError| -> Vec<Result<Appended, StoreError>> {
+    fn commit(&mut self, jobs: &[Job]) -> Vec<Result<Receipt, StoreError>> {
+        let all = |e: StoreError| -> Vec<Result<Receipt, StoreError>> {
             jobs.iter().map(|_| Err(e.clone())).collect()
         };
         for attempt in 0..2 {
@@ -196,7 +196,7 @@ fn place(
     head: &mut Head,
     rows: &mut Rows,
     fresh: &mut Fresh,
-) -> Result<Result<Appended, StoreError>, PgError> {
+) -> Result<Result<Receipt, StoreError>, PgError> {
     let Some(key) = eval.request.idempotency_key.clone() else {
         return Ok(Ok(append_new(eval, None, head, rows, fresh)?));
     };
@@ -212,7 +212,10 @@ fn place(
             return Ok(Err(e));
         }
     }
-    Ok(Ok(Appended::Existing(decision)))
+    Ok(Ok(Receipt {
+        appended: Appended::Existing(decision),
+        json: None,
+    }))
 }
 
 fn append_new(
@@ -221,12 +224,13 @@ fn append_new(
     head: &mut Head,
     rows: &mut Rows,
     fresh: &mut Fresh,
-) -> Result<Appended, StoreError> {
+) -> Result<Receipt, StoreError> {
     let chain::Sealed {
         seq,
         body,
         hash,
         stored,
+        json,
         ..
     } = chain::seal(head, eval)?;
     rows.push(&stored, &hash, body);
@@ -236,7 +240,10 @@ fn append_new(
         rows.key_seqs.push(seq as i64);
         fresh.insert(key, (fingerprint, stored.clone()));
     }
-    Ok(Appended::New(stored))
+    Ok(Receipt {
+        appended: Appended::New(stored),
+        json: Some(json),
+    })
 }
 
 /// A batch's new rows, column by column: each table gets one INSERT of
