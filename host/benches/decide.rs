@@ -21,6 +21,13 @@
 //!   `target/polyglot/` (`make polyglot`); skipped, with a note, when they
 //!   have not been built.
 //!
+//! - `traced/…`: what telemetry adds, with the subscriber `verdict serve`
+//!   installs (no OTLP export; its log line goes to stderr, so run with
+//!   `2>/dev/null` or `2>file` as a server would): `traced/five_builtins` is
+//!   `decision/five_builtins` with its policy spans and metrics, and
+//!   `traced/decision_envelope` the decision's own span, counters and log
+//!   line. They run last: the subscriber is process-wide.
+//!
 //! Every binding is evaluated from its pre-initialised snapshot
 //! (`Engine::prepare_snapshots`), as a server's are once warm. Before the
 //! benches it prints each built-in's fuel per phase (see `print_fuel`):
@@ -34,7 +41,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use jiff::Timestamp;
-use verdict::domain::{Binding, DecisionRequest, Mode, OnError, Selector};
+use verdict::domain::{Binding, Decision, DecisionRequest, Mode, OnError, Selector};
 use verdict::engine::{ActiveBinding, ActiveSet, Engine};
 
 mod common;
@@ -256,5 +263,42 @@ fn polyglot(c: &mut Criterion, engine: &Engine, now: Timestamp) {
     }
 }
 
+/// Telemetry's share: the same decision under the server's subscriber.
+fn traced(c: &mut Criterion) {
+    let engine = Engine::new(None).expect("engine");
+    verdict::builtin::install(&engine, Timestamp::now()).expect("built-ins");
+    for (binding, prepared) in engine.prepare_snapshots() {
+        prepared.unwrap_or_else(|e| panic!("{binding}: snapshot failed: {e}"));
+    }
+    let now = Timestamp::now();
+    let req = request();
+    let _telemetry = verdict::telemetry::init(verdict::telemetry::LogFormat::Text);
+    c.bench_function("traced/five_builtins", |b| {
+        b.iter(|| black_box(engine.evaluate(req.clone(), now)))
+    });
+    let eval = engine.evaluate(req.clone(), now).expect("evaluation");
+    let decision = Decision {
+        id: "d-00000000000000000001".into(),
+        seq: 1,
+        verdict: eval.verdict,
+        reasons: eval.reasons,
+        policies: eval.policies,
+        request: eval.request,
+        freezes: eval.freezes,
+        decided_at: now,
+        prev_hash: "0".repeat(64),
+        hash: "1".repeat(64),
+    };
+    c.bench_function("traced/decision_envelope", |b| {
+        b.iter(|| {
+            let span = verdict::telemetry::decision_span(&req);
+            let started = std::time::Instant::now();
+            let decided: Result<_, &String> = Ok((&decision, true));
+            verdict::telemetry::decided(&span, started, decided);
+        })
+    });
+}
+
 criterion_group!(decide, benches);
-criterion_main!(decide);
+criterion_group!(telemetry, traced);
+criterion_main!(decide, telemetry);

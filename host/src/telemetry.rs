@@ -14,6 +14,7 @@ pub mod logfmt;
 pub mod otlp;
 pub mod prometheus;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,9 @@ pub struct Telemetry {
 }
 
 static PROMETHEUS: OnceLock<PrometheusReader> = OnceLock::new();
+/// Whether spans leave the process (OTLP trace export is on). Only then are
+/// per-policy spans worth their cost ([`policy_span`]).
+static TRACES_EXPORTED: AtomicBool = AtomicBool::new(false);
 static METRICS: OnceLock<Metrics> = OnceLock::new();
 
 /// Install the log subscriber, the tracer and the meter provider. Call once,
@@ -83,7 +87,10 @@ pub fn init(format: LogFormat) -> Telemetry {
     let mut tracer = SdkTracerProvider::builder().with_resource(resource.clone());
     if wanted.traces {
         match otlp::span_exporter() {
-            Ok(e) => tracer = tracer.with_batch_exporter(e),
+            Ok(e) => {
+                tracer = tracer.with_batch_exporter(e);
+                TRACES_EXPORTED.store(true, Ordering::Relaxed);
+            }
             Err(e) => problems.push(format!("OTLP trace export is off: {e}")),
         }
     }
@@ -455,8 +462,15 @@ pub fn decided<E: std::fmt::Display>(
     });
 }
 
-/// The span one policy evaluation runs in.
+/// The span one policy evaluation runs in, when traces are exported; else
+/// a disabled span. Logs never print span fields (see `log_filter`), and
+/// the trace id that log lines and `traceparent` carry comes from the
+/// request and decision spans, so unexported policy spans would only cost
+/// (about 1.6 µs per policy, `traced/five_builtins` in the decide bench).
 pub fn policy_span(binding: &str, name: &str, version: &str, digest: &str, mode: Mode) -> Span {
+    if !TRACES_EXPORTED.load(Ordering::Relaxed) {
+        return Span::none();
+    }
     tracing::info_span!(
         "policy",
         policy.binding = binding,
