@@ -176,7 +176,11 @@ fn log_filter<S>() -> impl Filter<S> {
                 .expect("valid directive"),
         )
     };
-    filter.and(filter_fn(|m| m.is_event()))
+    // The hint carries the level on: without it the combination has none,
+    // `log` records (sled's debug lines) are handed to tracing only to be
+    // filtered out, and that cost about 1.5% of a loaded server.
+    let hint = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    filter.and(filter_fn(|m| m.is_event()).with_max_level_hint(hint))
 }
 
 /// `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` when given (the SDK's
@@ -533,6 +537,14 @@ fn saturating_i64(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_filter_keeps_its_level_hint() {
+        // With a hint, tracing sets `log`'s max level from it, and a library's
+        // debug records are skipped where they are made, not filtered later.
+        let filter = log_filter::<tracing_subscriber::Registry>();
+        assert!(filter.max_level_hint().is_some());
+    }
 
     #[test]
     fn client_label_values_are_bounded_first_come_first_kept() {
