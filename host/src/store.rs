@@ -533,6 +533,7 @@ impl SledStore {
             rx,
             flush_each_batch: options.flush_each_batch,
             head,
+            marked: Default::default(),
         };
         let handle = std::thread::Builder::new()
             .name("verdict-store-writer".into())

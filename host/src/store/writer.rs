@@ -5,7 +5,7 @@
 //! fsync: it takes everything queued, writes it as one atomic batch,
 //! flushes once, and only then answers every caller in the batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -55,6 +55,10 @@ pub(super) struct Writer {
     pub flush_each_batch: bool,
     /// The writer's own copy of the head; `shared.head` mirrors it for readers.
     pub head: Head,
+    /// Policy digests whose "used by a decision" marker a batch applied
+    /// since open: a marker is written once, not with every record (it was
+    /// half of a record's tree inserts).
+    pub marked: HashSet<String>,
 }
 
 /// Idempotency keys first used in the current batch (not in the tree
@@ -104,9 +108,22 @@ impl Writer {
         let mut fresh: Fresh = HashMap::new();
         let mut outcomes: Outcomes = Vec::with_capacity(jobs.len());
         let mut written = 0u64;
+        // Digests first marked used in this batch.
+        let mut marks = HashSet::new();
         for job in jobs.drain(..) {
             let result = self.place(job.eval, job.fingerprint, &mut head, &mut batch, &mut fresh);
-            written += u64::from(result.as_ref().is_ok_and(|r| r.json.is_some()));
+            if let Ok(Receipt {
+                appended: Appended::New(d),
+                ..
+            }) = &result
+            {
+                written += 1;
+                for p in &d.policies {
+                    if !self.marked.contains(&p.digest) && marks.insert(p.digest.clone()) {
+                        batch.insert(keys::used_digest(&p.digest), &[][..]);
+                    }
+                }
+            }
             outcomes.push((job.reply, result));
         }
         if written > 0 {
@@ -128,6 +145,9 @@ impl Writer {
             // head must follow the tree, or the next batch would fork the chain.
             self.head = head.clone();
             *self.shared.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
+            // Applied: a later batch may rely on these markers. (Should the
+            // flush below fail, the store refuses every later write.)
+            self.marked.extend(marks);
         }
         // Flush even when only duplicates were answered: their originals may
         // come from a batch whose flush failed.
@@ -213,9 +233,6 @@ impl Writer {
             &[][..],
         );
         batch.insert(keys::time(stored.decided_at, seq), &[][..]);
-        for p in &stored.policies {
-            batch.insert(keys::used_digest(&p.digest), &[][..]);
-        }
         if !key.is_empty() {
             batch.insert(
                 keys::idempotency(key),
@@ -292,6 +309,7 @@ mod tests {
             shared: shared.clone(),
             rx,
             flush_each_batch: true,
+            marked: HashSet::new(),
             head: Head::genesis(),
         };
         (writer, shared)
@@ -509,6 +527,35 @@ mod tests {
         assert_eq!(shared.head.lock().unwrap().seq, 2);
         assert_eq!(shared.stats.largest_batch.load(Ordering::Relaxed), 2);
         assert!(jobs.is_empty(), "the batch is drained");
+    }
+
+    #[test]
+    fn a_used_digest_is_marked_once_and_stays_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_tx, rx) = mpsc::channel(1);
+        let (mut writer, _) = writer_on(dir.path(), rx);
+        let job = |digest: &str| {
+            let mut eval = eval("api", "prod", Verdict::Promote);
+            eval.policies[0].digest = digest.to_string();
+            Job {
+                eval,
+                fingerprint: None,
+                reply: oneshot::channel().0,
+            }
+        };
+        let (a, b) = (
+            format!("sha256:{}", "a".repeat(64)),
+            format!("sha256:{}", "b".repeat(64)),
+        );
+        writer.commit(&mut vec![job(&a), job(&a)]);
+        assert_eq!(writer.marked, HashSet::from([a.clone()]));
+        // Marked already: a later batch writes only the new digest's marker.
+        writer.commit(&mut vec![job(&a), job(&b)]);
+        assert_eq!(writer.marked, HashSet::from([a.clone(), b.clone()]));
+        for digest in [&a, &b] {
+            assert!(writer.tree.contains_key(keys::used_digest(digest)).unwrap());
+        }
+        assert_eq!(writer.head.seq, 4);
     }
 
     #[tokio::test]
