@@ -557,22 +557,7 @@ impl SledStore {
     /// already stored is not appended: the stored one comes back as
     /// [`Appended::Existing`].
     pub async fn append(&self, eval: Evaluation) -> Result<Appended, StoreError> {
-        self.append_fingerprinted(eval, None).await
-    }
-
-    /// [`Store::append`], with the fingerprint of the request as its caller
-    /// sent it ([`crate::domain::DecisionRequest::fingerprint`]) stored with
-    /// its idempotency key. A key already stored comes back as
-    /// [`Appended::Existing`] only for the same request (see
-    /// [`Store::find_idempotent`]); otherwise the append fails with
-    /// [`StoreError::IdempotencyConflict`]. Without a fingerprint the key is
-    /// not checked.
-    pub async fn append_fingerprinted(
-        &self,
-        eval: Evaluation,
-        fingerprint: Option<Fingerprint>,
-    ) -> Result<Appended, StoreError> {
-        Ok(self.append_for_reply(eval, fingerprint).await?.appended)
+        Ok(self.append_for_reply(eval, None).await?.appended)
     }
 
     /// [`Store::append_for_reply`].
