@@ -786,17 +786,10 @@ impl App {
         // The writer thread commits (group commit); nothing blocks here.
         let Receipt { appended, json } =
             self.core.store.append_for_reply(eval, fingerprint).await?;
-        Ok(match appended {
-            Appended::New(decision) => Decided {
-                decision,
-                new: true,
-                json,
-            },
-            Appended::Existing(decision) => Decided {
-                decision,
-                new: false,
-                json,
-            },
+        Ok(Decided {
+            new: matches!(appended, Appended::New(_)),
+            decision: appended.into_decision(),
+            json,
         })
     }
 
